@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from ...conf import conf
+from ...signature import sign
+from ...testing import SAMPLE_EVENTS, encode, sample_payload
+
+
+class Command(BaseCommand):
+    help = (
+        "POST a correctly signed Eduzz event (a documented sample, or a JSON file) to a "
+        "running server, and print the answer."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "event",
+            nargs="?",
+            default="nutror.file_downloaded",
+            metavar="EVENT_TYPE|FILE",
+            help="A sample's event type (%s), or a JSON file with an envelope. "
+            "Default: nutror.file_downloaded." % ", ".join(SAMPLE_EVENTS),
+        )
+        parser.add_argument(
+            "--url",
+            default=None,
+            help="The webhook's full URL. Default: http://127.0.0.1:8000 and the "
+            "eduzz_webhooks:webhook route.",
+        )
+        parser.add_argument(
+            "--secret",
+            default=None,
+            help="Sign with this key instead of the first of EDUZZ_WEBHOOKS['SECRETS'].",
+        )
+        parser.add_argument(
+            "--keep-id",
+            action="store_true",
+            help="Send the id as it is (to test duplicates) instead of a fresh one.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        payload = self._payload(options["event"], keep_id=options["keep_id"])
+        secret = options["secret"] or next(iter(conf.SECRETS), None)
+        if not secret:
+            raise CommandError(_("No key: set EDUZZ_WEBHOOKS['SECRETS'] or pass --secret."))
+        url = options["url"] or "http://127.0.0.1:8000" + reverse("eduzz_webhooks:webhook")
+        body = encode(payload)
+        request = urllib.request.Request(  # noqa: S310 - the user's own URL
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "x-signature": sign(secret, body)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, answer = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise CommandError(_("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}) from exc
+        self.stdout.write(f"{payload['event']} {payload['id']} -> {url}")
+        style = self.style.SUCCESS if 200 <= status < 300 else self.style.ERROR
+        self.stdout.write(style(f"{status} {answer.decode('utf-8', 'replace')}"))
+        if not 200 <= status < 300:
+            raise CommandError(_("The server answered %d.") % status, returncode=2)
+
+    def _payload(self, event: str, *, keep_id: bool) -> dict[str, Any]:
+        if event in SAMPLE_EVENTS:
+            return sample_payload(event, fresh_id=not keep_id)
+        path = Path(event)
+        if not path.is_file():
+            raise CommandError(
+                _("%(event)s is neither a sample (%(samples)s) nor a file.")
+                % {"event": event, "samples": ", ".join(SAMPLE_EVENTS)}
+            )
+        try:
+            payload = json.loads(path.read_text("utf-8"))
+        except (ValueError, OSError) as exc:
+            raise CommandError(_("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}) from exc
+        if not isinstance(payload, dict):
+            raise CommandError(_("%s must hold a JSON object (an Eduzz envelope).") % path)
+        if not keep_id:
+            payload["id"] = uuid.uuid4().hex
+        return payload

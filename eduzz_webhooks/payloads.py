@@ -1,0 +1,300 @@
+"""Parsing of the envelope and of each modelled event's ``data``.
+
+The envelope is checked strictly (a body that is not an Eduzz envelope is
+refused); event data leniently (unknown fields are ignored, every documented
+variation is accepted), since an authentic event is never refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from rest_framework import serializers
+
+from .conf import conf
+from .exceptions import InvalidEnvelope, InvalidEventData
+
+# Eduzz payloads nest three levels; anything far deeper is not an Eduzz event
+# and would only cost recursion further down (JSON encoding, the database).
+MAX_DEPTH = 32
+
+# NUL, and surrogates (only lone ones survive JSON decoding into str).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_id: str
+    event_type: str
+    sent_at: dt.datetime | None
+    payload: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.payload.get("data")
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse a raw body into an :class:`Envelope`, or raise ``InvalidEnvelope``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEnvelope(_("The body is not valid UTF-8.")) from exc
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEnvelope(_("The body is not valid JSON.")) from exc
+    if not isinstance(payload, dict):
+        raise InvalidEnvelope(_("The body must be a JSON object."))
+    # Escapes are the only way to smuggle NUL or lone surrogates, which
+    # PostgreSQL cannot store; the walk also bounds the nesting depth.
+    payload = _clean(payload, 0, sanitize="\\u" in text)
+    for key in ("id", "event"):
+        value = payload.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidEnvelope(
+                _("The field '%(field)s' must be a non-empty string.") % {"field": key}
+            )
+        if len(value) > 255:
+            raise InvalidEnvelope(
+                _("The field '%(field)s' is longer than 255 characters.") % {"field": key}
+            )
+    return Envelope(
+        event_id=payload["id"],
+        event_type=payload["event"],
+        sent_at=parse_datetime(payload.get("sentDate")),
+        payload=payload,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _clean(value: Any, depth: int, *, sanitize: bool) -> Any:
+    if depth > MAX_DEPTH:
+        raise InvalidEnvelope(_("The JSON is nested too deeply."))
+    if isinstance(value, dict):
+        return {
+            (_clean_str(k) if sanitize else k): _clean(v, depth + 1, sanitize=sanitize)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_clean(v, depth + 1, sanitize=sanitize) for v in value]
+    if sanitize and isinstance(value, str):
+        return _clean_str(value)
+    return value
+
+
+def _clean_str(value: str) -> str:
+    """Replace NUL and lone surrogates, which no database text type accepts."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def parse_datetime(value: Any) -> dt.datetime | None:
+    """Parse an Eduzz date-time in any of its documented forms.
+
+    ``2023-09-25T19:04:09Z``, ``2023-08-31T18:34:23.023Z`` and
+    ``2023-09-06 17:32:14``; a value without a zone is taken in the
+    ``NAIVE_DATETIME_TIMEZONE`` setting. Returns ``None`` if it isn't one.
+    """
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
+    return parsed
+
+
+# -- event data ---------------------------------------------------------------
+
+
+class _Text(serializers.Field):
+    """A name or title: a string, or absent/null for blank."""
+
+    default_error_messages = {"invalid": gettext_lazy("Must be a string.")}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("default", "")
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return True, ""
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data.strip()
+
+
+class _Identifier(serializers.Field):
+    """An Eduzz identifier: a non-empty string, or a number (kept as its text)."""
+
+    default_error_messages = {
+        "invalid": gettext_lazy("Must be a string or a number."),
+        "blank": gettext_lazy("Must not be blank."),
+        "max_length": gettext_lazy("Must have at most {max_length} characters."),
+    }
+
+    def __init__(self, *, max_length: int = 255, **kwargs: Any) -> None:
+        self.max_length = max_length
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            self.fail("invalid")
+        text = str(data).strip()
+        if not text:
+            self.fail("blank")
+        if len(text) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return text
+
+
+class _Email(_Identifier):
+    """An e-mail address, lowercased so that one person is one row."""
+
+    default_error_messages = {"invalid_email": gettext_lazy("Must be an e-mail address.")}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=254, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_email")
+        text = super().to_internal_value(data)
+        if "@" not in text:
+            self.fail("invalid_email")
+        return text.lower()
+
+
+class _EduzzDateTime(serializers.Field):
+    default_error_messages = {
+        "invalid": gettext_lazy(
+            "Must be a date-time such as 2023-09-25T19:04:09Z or 2023-09-06 17:32:14."
+        )
+    }
+
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        parsed = parse_datetime(data)
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+
+class _Producer(serializers.Serializer[Any]):
+    email = _Email()
+    name = _Text()
+    eduzzId = _Identifier(max_length=64, required=False, allow_null=True)  # noqa: N815
+
+
+class _Person(serializers.Serializer[Any]):
+    email = _Email()
+    name = _Text()
+
+
+class _Course(serializers.Serializer[Any]):
+    hash = _Identifier()
+    title = _Text()
+
+
+class _Lesson(serializers.Serializer[Any]):
+    id = _Identifier()
+    title = _Text()
+
+
+class _FileDownloaded(serializers.Serializer[Any]):
+    producer = _Producer()
+    learner = _Person()
+    course = _Course(required=False)
+    courses = _Course(many=True, required=False)
+    lesson = _Lesson()
+    createdAt = _EduzzDateTime()  # noqa: N815
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        course = attrs.get("course") or next(iter(attrs.get("courses") or []), None)
+        if course is None:
+            raise serializers.ValidationError(
+                {"course": _("Either 'course' or a non-empty 'courses' list is required.")}
+            )
+        attrs["course"] = course
+        return attrs
+
+
+@dataclass(frozen=True)
+class FileDownloadData:
+    """The usable content of a ``nutror.file_downloaded`` event."""
+
+    producer_email: str
+    producer_name: str
+    producer_eduzz_id: str
+    learner_email: str
+    learner_name: str
+    course_hash: str
+    course_title: str
+    lesson_id: str
+    lesson_title: str
+    downloaded_at: dt.datetime
+
+
+def parse_file_downloaded(data: Any) -> FileDownloadData:
+    """Validate ``data`` of ``nutror.file_downloaded``, or raise ``InvalidEventData``.
+
+    When the course comes as a ``courses`` list, the first one is the lesson's.
+    """
+    serializer = _FileDownloaded(data=data)
+    if not serializer.is_valid():
+        raise InvalidEventData(describe_errors(serializer.errors, "data"))
+    v = serializer.validated_data
+    return FileDownloadData(
+        producer_email=v["producer"]["email"],
+        producer_name=v["producer"]["name"],
+        producer_eduzz_id=v["producer"].get("eduzzId") or "",
+        learner_email=v["learner"]["email"],
+        learner_name=v["learner"]["name"],
+        course_hash=v["course"]["hash"],
+        course_title=v["course"]["title"],
+        lesson_id=v["lesson"]["id"],
+        lesson_title=v["lesson"]["title"],
+        downloaded_at=v["createdAt"],
+    )
+
+
+def describe_errors(errors: Any, path: str) -> str:
+    """Flatten DRF's nested errors into ``data.learner.email: ...`` lines."""
+    if isinstance(errors, dict):
+        lines = []
+        for key, value in errors.items():
+            where = path if key == "non_field_errors" else f"{path}.{key}"
+            lines.append(describe_errors(value, where))
+        return "\n".join(lines)
+    if isinstance(errors, list) and errors and not isinstance(errors[0], str):
+        return "\n".join(
+            describe_errors(item, f"{path}[{i}]") for i, item in enumerate(errors) if item
+        )
+    messages = errors if isinstance(errors, list) else [errors]
+    return f"{path}: " + " ".join(str(m) for m in messages)

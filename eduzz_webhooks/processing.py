@@ -1,0 +1,259 @@
+"""Store, deduplicate, build records and announce: no HTTP in here.
+
+The view, ``eduzz_replay``, ``eduzz_import`` and the background task all go
+through :func:`receive` or :func:`process`, so every path has the same
+semantics:
+
+* the event is stored before any processing and survives every failure of it;
+* the records of one event are written in one transaction, together with the
+  event itself on first delivery;
+* signals are sent after that commit, and the event's final status is written
+  after them (``processed``, or ``failed`` with the error).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import signals
+from .exceptions import InvalidEventData
+from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
+from .payloads import Envelope, FileDownloadData, parse_file_downloaded
+
+logger = logging.getLogger(__name__)
+
+FILE_DOWNLOADED = "nutror.file_downloaded"
+PING = "ping"
+
+
+class Outcome(enum.Enum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    PENDING = "pending"  # committed; signals run when the outer transaction commits
+
+
+@dataclass
+class Result:
+    event: WebhookEvent | None
+    outcome: Outcome
+
+
+# The database is unreachable or overloaded: nothing can be stored, so the
+# caller must give up (the view answers 503 and Eduzz retries later).
+UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+# -- handlers: one per modelled event type ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Handler:
+    parse: Callable[[Any], Any]
+    store: Callable[[WebhookEvent, Any], Any]
+    announce: Callable[[WebhookEvent, Any], list[tuple[Any, Any]]]
+
+
+def _store_file_download(event: WebhookEvent, data: FileDownloadData) -> FileDownload:
+    # Upserts in a fixed order (producer, course, lesson, learner), so that
+    # concurrent events sharing rows lock them in the same order: no deadlock.
+    (producer,) = Producer.objects.bulk_create(
+        [
+            Producer(
+                email=data.producer_email,
+                name=data.producer_name,
+                eduzz_id=data.producer_eduzz_id,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["email"],
+        update_fields=["name", "eduzz_id"] if data.producer_eduzz_id else ["name"],
+    )
+    (course,) = Course.objects.bulk_create(
+        [Course(hash=data.course_hash, title=data.course_title, producer=producer)],
+        update_conflicts=True,
+        unique_fields=["hash"],
+        update_fields=["title", "producer"],
+    )
+    (lesson,) = Lesson.objects.bulk_create(
+        [Lesson(course=course, external_id=data.lesson_id, title=data.lesson_title)],
+        update_conflicts=True,
+        unique_fields=["course", "external_id"],
+        update_fields=["title"],
+    )
+    (learner,) = Learner.objects.bulk_create(
+        [Learner(email=data.learner_email, name=data.learner_name)],
+        update_conflicts=True,
+        unique_fields=["email"],
+        update_fields=["name"],
+    )
+    (download,) = FileDownload.objects.bulk_create(
+        [
+            FileDownload(
+                event=event,
+                learner=learner,
+                course=course,
+                lesson=lesson,
+                producer=producer,
+                downloaded_at=data.downloaded_at,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["event"],
+        update_fields=["learner", "course", "lesson", "producer", "downloaded_at"],
+    )
+    return download
+
+
+def _announce_file_download(event: WebhookEvent, download: FileDownload) -> list[tuple[Any, Any]]:
+    return signals.file_downloaded.send_robust(sender=FileDownload, download=download, event=event)
+
+
+HANDLERS: dict[str, Handler] = {
+    FILE_DOWNLOADED: Handler(
+        parse=parse_file_downloaded, store=_store_file_download, announce=_announce_file_download
+    ),
+}
+
+
+# -- entry points --------------------------------------------------------------------
+
+
+def receive(envelope: Envelope) -> Result:
+    """Take one authentic delivery: store it if new, process it, announce it.
+
+    A duplicate of a stored event does nothing, unless that event had failed:
+    then this delivery processes it again (a manual re-send from Eduzz is how
+    producers retry). Raises an ``UNAVAILABLE`` error if the database is down.
+    """
+    handler = HANDLERS.get(envelope.event_type)
+    data, error = _parse(handler, envelope.data)
+    values = {
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "payload": envelope.payload,
+        "sent_at": envelope.sent_at,
+        "status": WebhookEvent.Status.FAILED if error else WebhookEvent.Status.RECEIVED,
+        "error": error,
+        "attempts": 1,
+    }
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.insert_if_new(**values)
+            record = handler.store(event, data) if event and handler and not error else None
+    except UNAVAILABLE:
+        raise
+    except Exception:
+        # The records could not be written (the event went with them, in the
+        # same transaction): keep the event on its own, as failed.
+        logger.exception("Eduzz event %s: storing its records failed", envelope.event_id)
+        values.update(status=WebhookEvent.Status.FAILED, error=traceback.format_exc())
+        event = WebhookEvent.objects.insert_if_new(**values)
+        return Result(event, Outcome.FAILED if event else Outcome.DUPLICATE)
+
+    if event is None:
+        event = claim(envelope.event_id)
+        return process(event, claimed=True) if event else Result(None, Outcome.DUPLICATE)
+    if error:
+        logger.warning("Eduzz event %s stored as failed: %s", event.event_id, error)
+        return Result(event, Outcome.FAILED)
+    return _announce_on_commit(event, handler, record)
+
+
+def process(event: WebhookEvent, *, claimed: bool = False) -> Result:
+    """(Re)build an already stored event's records, then announce it.
+
+    Used for re-deliveries of failed events and by ``eduzz_replay``. Records
+    are upserted, so running it again never duplicates them. Unless the caller
+    has ``claimed`` the event already, the attempt is counted here.
+    """
+    if not claimed:
+        WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    handler = HANDLERS.get(event.event_type)
+    data, error = _parse(handler, event.payload.get("data"))
+    if error:
+        _finish(event, WebhookEvent.Status.FAILED, error)
+        return Result(event, Outcome.FAILED)
+    try:
+        with transaction.atomic():
+            record = handler.store(event, data) if handler else None
+    except UNAVAILABLE:
+        raise
+    except Exception:
+        logger.exception("Eduzz event %s: storing its records failed", event.event_id)
+        _finish(event, WebhookEvent.Status.FAILED, traceback.format_exc())
+        return Result(event, Outcome.FAILED)
+    return _announce_on_commit(event, handler, record)
+
+
+# -- steps -----------------------------------------------------------------------------
+
+
+def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
+    if handler is None:
+        return None, ""
+    try:
+        return handler.parse(data), ""
+    except InvalidEventData as exc:
+        return None, str(exc)
+
+
+def claim(event_id: str, status: str = WebhookEvent.Status.FAILED) -> WebhookEvent | None:
+    """Take an event in ``status`` for another attempt; one claimant wins a race.
+
+    Returns the event, marked ``received`` with its attempt counted, or ``None``
+    if it is not (or no longer) in that status. Pass the result to
+    ``process(event, claimed=True)``.
+    """
+    claimed = WebhookEvent.objects.filter(event_id=event_id, status=status).update(
+        status=WebhookEvent.Status.RECEIVED, attempts=F("attempts") + 1
+    )
+    return WebhookEvent.objects.get(event_id=event_id) if claimed else None
+
+
+def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: Any) -> Result:
+    result = Result(event, Outcome.PENDING)
+
+    def announce() -> None:
+        responses = handler.announce(event, record) if handler else []
+        responses += signals.event_received.send_robust(sender=WebhookEvent, event=event)
+        errors = [(receiver, exc) for receiver, exc in responses if isinstance(exc, Exception)]
+        if errors:
+            _finish(event, WebhookEvent.Status.FAILED, _describe_receiver_errors(errors))
+            result.outcome = Outcome.FAILED
+        else:
+            _finish(event, WebhookEvent.Status.PROCESSED, "")
+            result.outcome = Outcome.PROCESSED
+
+    # Outside any transaction this runs at once; inside one (say, a host that
+    # calls us from its own atomic block), only after it commits.
+    transaction.on_commit(announce)
+    return result
+
+
+def _finish(event: WebhookEvent, status: str, error: str) -> None:
+    event.status = status
+    event.error = error
+    event.processed_at = timezone.now() if status == WebhookEvent.Status.PROCESSED else None
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=event.status, error=event.error, processed_at=event.processed_at
+    )
+
+
+def _describe_receiver_errors(errors: list[tuple[Any, Exception]]) -> str:
+    # send_robust has logged each of them already (logger "django.dispatch").
+    parts = []
+    for receiver, exc in errors:
+        name = f"{getattr(receiver, '__module__', '?')}.{getattr(receiver, '__qualname__', receiver)}"
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        parts.append(f"Receiver {name} raised:\n{detail}")
+    return "\n".join(parts)

@@ -1,0 +1,130 @@
+"""The webhook endpoint: read, verify, parse, then hand over to processing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import processing
+from .conf import conf
+from .exceptions import InvalidEnvelope
+from .payloads import parse_envelope
+from .signature import is_valid
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookView(APIView):
+    """``POST`` endpoint for every Eduzz event. No login, no CSRF: the signature is the proof."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+    renderer_classes = [JSONRenderer]
+    parser_classes: list[Any] = []  # the raw body is read and parsed here, once
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Signals must follow the commit of the records, so the view manages
+        # its own transactions even under ATOMIC_REQUESTS.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
+    def post(self, request: Request) -> Response:
+        limit = conf.MAX_BODY_SIZE
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self._reject(request, 400, _("The Content-Length header is not a number."))
+        if declared > limit:
+            return self._too_large(request, declared, limit)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return self._too_large(request, declared, limit)
+        if len(body) > limit:
+            return self._too_large(request, len(body), limit)
+
+        if conf.VERIFY_SIGNATURE and not is_valid(
+            request.headers.get("x-signature"), body, conf.SECRETS
+        ):
+            reason = (
+                _("The x-signature header is missing.")
+                if "x-signature" not in request.headers
+                else _("The x-signature header does not match the body.")
+            )
+            return self._reject(request, 401, reason, size=len(body))
+
+        try:
+            envelope = parse_envelope(body)
+        except InvalidEnvelope as exc:
+            return self._reject(request, 400, str(exc), size=len(body))
+
+        if envelope.event_type == processing.PING:
+            return Response({"detail": _("pong")})
+
+        max_age = conf.MAX_EVENT_AGE
+        if max_age is not None and _older_than(envelope.sent_at, max_age):
+            return self._reject(
+                request, 400, _("The event's sentDate is older than MAX_EVENT_AGE allows.")
+            )
+
+        result = processing.receive(envelope)
+        return Response(
+            {
+                "detail": _("Duplicate event: already received.")
+                if result.outcome is processing.Outcome.DUPLICATE
+                else _("Event received."),
+                "id": envelope.event_id,
+                "status": result.outcome.value,
+            }
+        )
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, processing.UNAVAILABLE):
+            logger.error("Eduzz webhook: database unavailable (%s)", type(exc).__name__)
+            return Response(
+                {"detail": _("The database is unavailable; please retry later.")},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        if not isinstance(exc, APIException):
+            logger.exception("Eduzz webhook: unexpected error")
+            return Response(
+                {"detail": _("Internal error; the delivery was not stored.")},
+                status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
+        return super().handle_exception(exc)
+
+    def _too_large(self, request: Request, size: int, limit: int) -> Response:
+        return self._reject(
+            request,
+            413,
+            _("The body is larger than MAX_BODY_SIZE (%(limit)d bytes).") % {"limit": limit},
+            size=size,
+        )
+
+    def _reject(self, request: Request, code: int, detail: str, size: int | None = None) -> Response:
+        # Enough to debug a rejected delivery, never the body or a secret.
+        logger.warning(
+            "Eduzz webhook rejected with %d: %s (body %s bytes, from %s)",
+            code,
+            detail,
+            size if size is not None else request.META.get("CONTENT_LENGTH", "?"),
+            request.META.get("REMOTE_ADDR", "?"),
+        )
+        return Response({"detail": detail}, status=code)
+
+
+def _older_than(sent_at: dt.datetime | None, seconds: float) -> bool:
+    return sent_at is not None and (timezone.now() - sent_at).total_seconds() > seconds

@@ -1,0 +1,54 @@
+# Shared by scripts/example and scripts/test: find Pythons and build virtual environments.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# find_python MINOR...: the first python3.MINOR found on PATH or under pyenv.
+find_python() {
+  local minor candidate
+  for minor in "$@"; do
+    for candidate in "python3.$minor" "$HOME"/.pyenv/versions/3."$minor".*/bin/python3."$minor"; do
+      # A pyenv shim exists for every version but runs only the selected ones.
+      if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "" >/dev/null 2>&1; then
+        command -v "$candidate"
+        return 0
+      fi
+    done
+  done
+  echo "No Python 3.$1 (or newer listed) found; install one (pyenv install 3.$1)." >&2
+  return 1
+}
+
+# make_venv DIR PYTHON REQUIREMENT...: create DIR if needed and install into it.
+# Re-installs only when the requirements changed since the last run.
+make_venv() {
+  local dir="$1" python="$2"
+  shift 2
+  local stamp="$dir/.installed" wanted
+  wanted="$(printf '%s\n' "$@"; cat "$ROOT/pyproject.toml")"
+  if [ ! -x "$dir/bin/python" ]; then
+    "$python" -m venv "$dir"
+  fi
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    echo "Installing into $dir ..."
+    "$dir/bin/python" -m pip install --quiet --upgrade pip
+    "$dir/bin/python" -m pip install --quiet "$@" 2>&1 | grep -v -e "^ *$" -e Warning -e '\*\*\*' -e '!!' >&2 || true
+    printf '%s' "$wanted" > "$stamp"
+  fi
+}
+
+# start_postgres: make sure the local PostgreSQL answers (trust auth on 127.0.0.1:5432).
+start_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    return 0
+  fi
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+  fi
+  for _ in $(seq 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  echo "PostgreSQL does not answer on 127.0.0.1:5432." >&2
+  return 1
+}

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from eduzz_webhooks.checks import check_deploy, check_secrets
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def test_configured_secrets_pass(settings):
+    assert check_secrets() == []
+    assert check_deploy() == []
+
+
+def test_e001_no_secret_while_verifying(settings):
+    settings.EDUZZ_WEBHOOKS = {}
+    (error,) = check_secrets()
+    assert error.id == "eduzz_webhooks.E001"
+    assert "EDUZZ_WEBHOOKS['SECRETS']" in error.msg
+
+
+@pytest.mark.django_db
+def test_e001_shows_in_manage_py_check(settings):
+    settings.EDUZZ_WEBHOOKS = {"SECRETS": []}
+    with pytest.raises(SystemCheckError, match=r"eduzz_webhooks\.E001"):
+        call_command("check")
+
+
+def test_no_secret_is_fine_when_verification_is_off(settings):
+    settings.EDUZZ_WEBHOOKS = {"VERIFY_SIGNATURE": False}
+    assert check_secrets() == []
+
+
+@pytest.mark.parametrize("secrets", [[""], [None], 42, ["ok-secret-000000000", 1]])
+def test_e002_secrets_must_be_non_empty_strings(settings, secrets):
+    settings.EDUZZ_WEBHOOKS = {"SECRETS": secrets}
+    assert ids(check_secrets()) == ["eduzz_webhooks.E002"]
+
+
+def test_a_single_string_is_accepted(settings):
+    settings.EDUZZ_WEBHOOKS = {"SECRETS": "one-single-secret-0000"}
+    assert check_secrets() == []
+
+
+def test_e003_setting_must_be_a_dict(settings):
+    settings.EDUZZ_WEBHOOKS = ["secret"]
+    assert ids(check_secrets()) == ["eduzz_webhooks.E003"]
+
+
+def test_w001_verification_off_in_deploy(settings):
+    settings.EDUZZ_WEBHOOKS = {"VERIFY_SIGNATURE": False}
+    assert ids(check_deploy()) == ["eduzz_webhooks.W001"]
+
+
+def test_w002_weak_secret_in_deploy(settings):
+    settings.EDUZZ_WEBHOOKS = {"SECRETS": ["kiwi42"]}
+    (warning,) = check_deploy()
+    assert warning.id == "eduzz_webhooks.W002"
+    assert "kiwi42" not in warning.msg + (warning.hint or "")  # never show the secret

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from eduzz_webhooks.models import FileDownload, WebhookEvent
+from eduzz_webhooks.testing import SAMPLE_EVENTS, sample_payload
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_event_posts_a_signed_sample_to_a_running_server(live_server, capsys):
+    call_command("eduzz_send_event", "nutror.file_downloaded", url=f"{live_server.url}/eduzz/")
+    out = capsys.readouterr().out
+    assert "200 " in out
+    assert '"status":"processed"' in out
+    assert FileDownload.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_event_every_sample_is_accepted(live_server):
+    for event_type in SAMPLE_EVENTS:
+        call_command("eduzz_send_event", event_type, url=f"{live_server.url}/eduzz/")
+    assert WebhookEvent.objects.count() == len(SAMPLE_EVENTS) - 1  # ping is not stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_event_from_a_file_and_reports_refusals(live_server, tmp_path, capsys):
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(sample_payload("nutror.lesson_watched")))
+    call_command("eduzz_send_event", str(path), url=f"{live_server.url}/eduzz/")
+    assert WebhookEvent.objects.get().event_type == "nutror.lesson_watched"
+    with pytest.raises(CommandError, match="answered 401"):
+        call_command("eduzz_send_event", str(path), url=f"{live_server.url}/eduzz/", secret="wrong")
+
+
+def test_send_event_unknown_event_or_file():
+    with pytest.raises(CommandError, match="neither a sample"):
+        call_command("eduzz_send_event", "nutror.nope", url="http://127.0.0.1:9/")

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from eduzz_webhooks.exceptions import InvalidEnvelope, InvalidEventData
+from eduzz_webhooks.payloads import parse_datetime, parse_envelope, parse_file_downloaded
+from eduzz_webhooks.testing import encode, sample_payload
+
+UTC = dt.timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'"text"', "must be a JSON object"),
+        (b'{"event": "ping"}', "'id' must be a non-empty string"),
+        (b'{"id": 12, "event": "ping"}', "'id' must be a non-empty string"),
+        (b'{"id": "  ", "event": "ping"}', "'id' must be a non-empty string"),
+        (b'{"id": "1"}', "'event' must be a non-empty string"),
+        (b'{"id": "1", "event": null}', "'event' must be a non-empty string"),
+        (b'{"id": "1", "event": "x", "n": NaN}', "not valid JSON"),
+        (b'{"id": "1", "event": "x", "n": 1e999}', "not valid JSON"),
+        (b'{"id": "1", "event": "x", "n": ' + b"[" * 40 + b"]" * 40 + b"}", "nested too deeply"),
+        (b"[" * 100000, "not valid JSON"),
+    ],
+)
+def test_bad_envelopes_say_what_is_wrong(body, message):
+    with pytest.raises(InvalidEnvelope, match=message):
+        parse_envelope(body)
+
+
+def test_envelope_fields():
+    payload = sample_payload("nutror.file_downloaded", fresh_id=False)
+    envelope = parse_envelope(encode(payload))
+    assert envelope.event_id == "iu6uf3b0nw6gc4oc8565rqwdm"
+    assert envelope.event_type == "nutror.file_downloaded"
+    assert envelope.sent_at == dt.datetime(2024, 2, 29, 14, 33, 3, 663000, tzinfo=UTC)
+    assert envelope.payload == payload
+    assert envelope.data == payload["data"]
+
+
+def test_nul_and_lone_surrogates_are_replaced_so_any_database_stores_them():
+    body = b'{"id": "1", "event": "x", "data": {"a\\u0000": "b\\u0000c", "s": "\\ud800"}}'
+    envelope = parse_envelope(body)
+    assert envelope.payload["data"] == {"a\ufffd": "b\ufffdc", "s": "\ufffd"}
+    json.dumps(envelope.payload).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-09-25T19:04:09Z", dt.datetime(2023, 9, 25, 19, 4, 9, tzinfo=UTC)),
+        ("2023-08-31T18:34:23.023Z", dt.datetime(2023, 8, 31, 18, 34, 23, 23000, tzinfo=UTC)),
+        # No zone: the default NAIVE_DATETIME_TIMEZONE, America/Sao_Paulo (UTC-3).
+        ("2023-09-06 17:32:14", dt.datetime(2023, 9, 6, 20, 32, 14, tzinfo=UTC)),
+        ("2023-09-06T17:32:14-03:00", dt.datetime(2023, 9, 6, 20, 32, 14, tzinfo=UTC)),
+        ("yesterday", None),
+        (20230906, None),
+        (None, None),
+    ],
+)
+def test_parse_datetime_accepts_every_documented_form(text, expected):
+    assert parse_datetime(text) == expected
+
+
+def test_naive_timezone_is_a_setting(settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "NAIVE_DATETIME_TIMEZONE": "UTC"}
+    assert parse_datetime("2023-09-06 17:32:14") == dt.datetime(2023, 9, 6, 17, 32, 14, tzinfo=UTC)
+
+
+def file_data(**changes):
+    data = sample_payload("nutror.file_downloaded")["data"]
+    data.update(changes)
+    return data
+
+
+def test_file_downloaded_sample():
+    parsed = parse_file_downloaded(file_data())
+    assert parsed.learner_email == "learner@eduzz.com"
+    assert parsed.learner_name == "Ciclano da Silva"
+    assert parsed.producer_email == "fulano@eduzz.com"
+    assert parsed.producer_eduzz_id == ""
+    assert parsed.course_hash == "4bba1d18c02755a13ee97521ae61958c3cf9e665"
+    assert parsed.course_title == "Título do Curso"
+    assert parsed.lesson_id == "3865"
+    assert parsed.lesson_title == "Título da Aula"
+    assert parsed.downloaded_at == dt.datetime(2023, 9, 25, 19, 4, 9, tzinfo=UTC)
+
+
+def test_courses_list_instead_of_course_object():
+    data = file_data(courses=[{"hash": "h1", "title": "One"}, {"hash": "h2", "title": "Two"}])
+    del data["course"]
+    parsed = parse_file_downloaded(data)
+    assert (parsed.course_hash, parsed.course_title) == ("h1", "One")
+
+
+@pytest.mark.parametrize(("eduzz_id", "expected"), [(12345, "12345"), ("abc", "abc"), (None, "")])
+def test_producer_eduzz_id_string_number_or_absent(eduzz_id, expected):
+    producer = {"email": "p@example.com", "name": "P"}
+    if eduzz_id is not None:
+        producer["eduzzId"] = eduzz_id
+    assert parse_file_downloaded(file_data(producer=producer)).producer_eduzz_id == expected
+
+
+def test_numeric_identifiers_unknown_fields_and_email_case():
+    data = file_data(
+        lesson={"id": 3865, "title": "Aula", "extra": [1]},
+        learner={"email": " Ana@Example.COM ", "name": "Ana", "phone": "x"},
+        somethingNew={"nested": True},
+    )
+    parsed = parse_file_downloaded(data)
+    assert parsed.lesson_id == "3865"
+    assert parsed.learner_email == "ana@example.com"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"learner": {"name": "No e-mail"}}, "data.learner.email"),
+        ({"learner": {"email": "not-an-email"}}, "data.learner.email"),
+        ({"lesson": {"title": "no id"}}, "data.lesson.id"),
+        ({"lesson": {"id": True}}, "data.lesson.id"),
+        ({"createdAt": "soon"}, "data.createdAt"),
+        ({"course": None}, "data.course"),
+        ({"producer": "fulano"}, "data.producer"),
+    ],
+)
+def test_unusable_data_names_the_field(change, field):
+    with pytest.raises(InvalidEventData, match=field.replace(".", r"\.")):
+        parse_file_downloaded(file_data(**change))
+
+
+def test_data_not_an_object():
+    with pytest.raises(InvalidEventData, match="^data: "):
+        parse_file_downloaded(["x"])

@@ -1,0 +1,165 @@
+"""Processing without HTTP: replay, crash recovery, concurrency on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from eduzz_webhooks import processing, signals
+from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
+from eduzz_webhooks.payloads import parse_envelope
+from eduzz_webhooks.testing import encode, post_event, sample_payload
+
+
+def store_failed(payload):
+    """Store an event as a crashed or failed first attempt would leave it."""
+    envelope = parse_envelope(encode(payload))
+    return WebhookEvent.objects.create(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        payload=envelope.payload,
+        status=WebhookEvent.Status.FAILED,
+        error="boom",
+        attempts=1,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_by_id_runs_processing_and_signals(signal_log, capsys):
+    event = store_failed(sample_payload("nutror.file_downloaded"))
+    call_command("eduzz_replay", event.event_id)
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.PROCESSED
+    assert event.attempts == 2
+    assert FileDownload.objects.get().event == event
+    assert len(signal_log.of(signals.file_downloaded)) == 1
+    assert f"{event.event_id}: processed" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_twice_never_duplicates_records(signal_log):
+    event = store_failed(sample_payload("nutror.file_downloaded"))
+    call_command("eduzz_replay", event.event_id)
+    call_command("eduzz_replay", event.event_id)
+    assert FileDownload.objects.count() == 1
+    assert Learner.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_failed_takes_only_failed_events(signal_log):
+    failed = store_failed(sample_payload("nutror.file_downloaded"))
+    done = store_failed(sample_payload("nutror.lesson_watched"))
+    WebhookEvent.objects.filter(pk=done.pk).update(status=WebhookEvent.Status.PROCESSED)
+    call_command("eduzz_replay", "--failed")
+    failed.refresh_from_db()
+    assert failed.status == WebhookEvent.Status.PROCESSED
+    assert [c["event"].event_id for c in signal_log.of(signals.event_received)] == [failed.event_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_pending_finishes_events_left_by_a_crash(signal_log):
+    event = store_failed(sample_payload("nutror.file_downloaded"))
+    WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
+    call_command("eduzz_replay", "--pending", "--older-than", "0")
+    call_command("eduzz_replay", "--pending", "--older-than", "0")
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.PROCESSED
+    assert len(signal_log.of(signals.file_downloaded)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_of_still_unusable_data_stays_failed():
+    event = store_failed(sample_payload("nutror.file_downloaded", lesson={}))
+    call_command("eduzz_replay", event.event_id)
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.FAILED
+    assert event.error.startswith("data.lesson.id: ")
+
+
+@pytest.mark.django_db
+def test_replay_needs_something_to_do_and_known_ids():
+    with pytest.raises(CommandError, match="--failed"):
+        call_command("eduzz_replay")
+    with pytest.raises(CommandError, match="Unknown event ids: nope"):
+        call_command("eduzz_replay", "nope")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_records_failure_keeps_the_event_as_failed(signal_log):
+    # A bug after some records were written: they must all go, the event stays.
+    payload = sample_payload("nutror.file_downloaded")
+    envelope = parse_envelope(encode(payload))
+    original = processing.HANDLERS[processing.FILE_DOWNLOADED]
+
+    def exploding_store(event, data):
+        original.store(event, data)
+        raise RuntimeError("bug while storing")
+
+    processing.HANDLERS[processing.FILE_DOWNLOADED] = processing.Handler(
+        parse=original.parse, store=exploding_store, announce=original.announce
+    )
+    try:
+        result = processing.receive(envelope)
+    finally:
+        processing.HANDLERS[processing.FILE_DOWNLOADED] = original
+    assert result.outcome is processing.Outcome.FAILED
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.FAILED
+    assert "RuntimeError: bug while storing" in event.error
+    assert FileDownload.objects.count() == 0  # no half-written records
+    assert Learner.objects.count() == 0
+    assert signal_log.calls == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_event_store_and_announce_once(client, signal_log):
+    payload = sample_payload("nutror.file_downloaded")
+    threads = 12
+    barrier = threading.Barrier(threads)
+
+    def post(_):
+        barrier.wait()
+        try:
+            return post_event(client.__class__(), payload).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = list(pool.map(post, range(threads)))
+    assert statuses == [200] * threads
+    assert WebhookEvent.objects.count() == 1
+    assert FileDownload.objects.count() == 1
+    assert len(signal_log.of(signals.file_downloaded)) == 1
+    assert len(signal_log.of(signals.event_received)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_events_sharing_learner_and_course_do_not_conflict(signal_log):
+    payloads = [sample_payload("nutror.file_downloaded") for _ in range(30)]
+    barrier = threading.Barrier(10)
+
+    def post(payload):
+        from django.test import Client
+
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            return post_event(Client(), payload).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(post, payloads))
+    assert statuses == [200] * 30
+    assert FileDownload.objects.count() == 30
+    assert Learner.objects.count() == 1
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 30
