@@ -45,7 +45,36 @@ def check_secrets(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="eduzz_webhooks.E001",
             )
         )
+    if config.get("PROCESS_IN_BACKGROUND"):
+        messages.extend(_check_tasks(config.get("TASK_BACKEND", "default")))
     return messages
+
+
+def _check_tasks(alias: str) -> list[CheckMessage]:
+    try:
+        from django.tasks import task_backends  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        try:
+            from django_tasks import task_backends  # type: ignore[no-redef,unused-ignore]
+        except ImportError:
+            return [
+                Error(
+                    "EDUZZ_WEBHOOKS['PROCESS_IN_BACKGROUND'] needs Django's Tasks framework.",
+                    hint="Use Django 6, or install the backport: pip install "
+                    "'django-eduzz-webhooks[tasks]'.",
+                    id="eduzz_webhooks.E004",
+                )
+            ]
+    if alias not in task_backends.settings:
+        return [
+            Error(
+                f"EDUZZ_WEBHOOKS['TASK_BACKEND'] is {alias!r}, which the TASKS setting does "
+                "not define.",
+                hint="Name a backend of the TASKS setting, or add one under that name.",
+                id="eduzz_webhooks.E005",
+            )
+        ]
+    return []
 
 
 @register(Tags.security, deploy=True)

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_SIZE": 256 * 1024,
     "NAIVE_DATETIME_TIMEZONE": "America/Sao_Paulo",
     "MAX_EVENT_AGE": None,
+    "PROCESS_IN_BACKGROUND": False,
+    "TASK_BACKEND": "default",
 }
 
 
@@ -51,6 +53,14 @@ class Settings:
     def MAX_EVENT_AGE(self) -> float | None:  # noqa: N802
         value = _get("MAX_EVENT_AGE")
         return None if value is None else float(value)
+
+    @property
+    def PROCESS_IN_BACKGROUND(self) -> bool:  # noqa: N802
+        return bool(_get("PROCESS_IN_BACKGROUND"))
+
+    @property
+    def TASK_BACKEND(self) -> str:  # noqa: N802
+        return str(_get("TASK_BACKEND"))
 
 
 conf = Settings()

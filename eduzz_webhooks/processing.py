@@ -18,6 +18,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -25,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import signals
+from .conf import conf
 from .exceptions import InvalidEventData
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from .payloads import Envelope, FileDownloadData, parse_file_downloaded
@@ -39,6 +41,7 @@ class Outcome(enum.Enum):
     PROCESSED = "processed"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    QUEUED = "queued"  # stored; a background task will process it
     PENDING = "pending"  # committed; signals run when the outer transaction commits
 
 
@@ -133,10 +136,13 @@ def receive(envelope: Envelope) -> Result:
 
     A duplicate of a stored event does nothing, unless that event had failed:
     then this delivery processes it again (a manual re-send from Eduzz is how
-    producers retry). Raises an ``UNAVAILABLE`` error if the database is down.
+    producers retry). With ``PROCESS_IN_BACKGROUND`` the processing is queued
+    as a task instead. Raises an ``UNAVAILABLE`` error if the database is down.
     """
+    background = conf.PROCESS_IN_BACKGROUND
     handler = HANDLERS.get(envelope.event_type)
-    data, error = _parse(handler, envelope.data)
+    # In background mode the worker parses the data: the request only stores.
+    data, error = (None, "") if background else _parse(handler, envelope.data)
     values = {
         "event_id": envelope.event_id,
         "event_type": envelope.event_type,
@@ -144,12 +150,16 @@ def receive(envelope: Envelope) -> Result:
         "sent_at": envelope.sent_at,
         "status": WebhookEvent.Status.FAILED if error else WebhookEvent.Status.RECEIVED,
         "error": error,
-        "attempts": 1,
+        "attempts": 0 if background else 1,
     }
+    record = None
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.insert_if_new(**values)
-            record = handler.store(event, data) if event and handler and not error else None
+            if event and background:
+                tasks().enqueue(event.pk)
+            elif event and handler and not error:
+                record = handler.store(event, data)
     except UNAVAILABLE:
         raise
     except Exception:
@@ -161,23 +171,24 @@ def receive(envelope: Envelope) -> Result:
         return Result(event, Outcome.FAILED if event else Outcome.DUPLICATE)
 
     if event is None:
-        event = claim(envelope.event_id)
-        return process(event, claimed=True) if event else Result(None, Outcome.DUPLICATE)
+        return _retry_if_failed(envelope.event_id, background=background)
+    if background:
+        return Result(event, Outcome.QUEUED)
     if error:
         logger.warning("Eduzz event %s stored as failed: %s", event.event_id, error)
         return Result(event, Outcome.FAILED)
     return _announce_on_commit(event, handler, record)
 
 
-def process(event: WebhookEvent, *, claimed: bool = False) -> Result:
-    """(Re)build an already stored event's records, then announce it.
+def process(event: WebhookEvent) -> Result:
+    """(Re)build a stored event's records, then announce it; counts one attempt.
 
-    Used for re-deliveries of failed events and by ``eduzz_replay``. Records
-    are upserted, so running it again never duplicates them. Unless the caller
-    has ``claimed`` the event already, the attempt is counted here.
+    Used for re-deliveries of failed events, by ``eduzz_replay``, the admin's
+    replay action and the background task. Records are upserted, so running
+    it again never duplicates them.
     """
-    if not claimed:
-        WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    event.attempts += 1
     handler = HANDLERS.get(event.event_type)
     data, error = _parse(handler, event.payload.get("data"))
     if error:
@@ -195,6 +206,25 @@ def process(event: WebhookEvent, *, claimed: bool = False) -> Result:
     return _announce_on_commit(event, handler, record)
 
 
+def claim(event_id: str, status: str = WebhookEvent.Status.FAILED) -> WebhookEvent | None:
+    """Take an event in ``status`` for another attempt; one claimant wins a race.
+
+    Returns the event, now ``received``, or ``None`` if it is not (or no
+    longer) in that status. Pass it on to :func:`process`.
+    """
+    claimed = WebhookEvent.objects.filter(event_id=event_id, status=status).update(
+        status=WebhookEvent.Status.RECEIVED
+    )
+    return WebhookEvent.objects.get(event_id=event_id) if claimed else None
+
+
+def tasks() -> ModuleType:
+    """The background-task module, imported only when it is used."""
+    from . import tasks as module
+
+    return module
+
+
 # -- steps -----------------------------------------------------------------------------
 
 
@@ -207,17 +237,15 @@ def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
         return None, str(exc)
 
 
-def claim(event_id: str, status: str = WebhookEvent.Status.FAILED) -> WebhookEvent | None:
-    """Take an event in ``status`` for another attempt; one claimant wins a race.
-
-    Returns the event, marked ``received`` with its attempt counted, or ``None``
-    if it is not (or no longer) in that status. Pass the result to
-    ``process(event, claimed=True)``.
-    """
-    claimed = WebhookEvent.objects.filter(event_id=event_id, status=status).update(
-        status=WebhookEvent.Status.RECEIVED, attempts=F("attempts") + 1
-    )
-    return WebhookEvent.objects.get(event_id=event_id) if claimed else None
+def _retry_if_failed(event_id: str, *, background: bool) -> Result:
+    if background:
+        with transaction.atomic():
+            event = claim(event_id)
+            if event:
+                tasks().enqueue(event.pk)
+        return Result(event, Outcome.QUEUED if event else Outcome.DUPLICATE)
+    event = claim(event_id)
+    return process(event) if event else Result(None, Outcome.DUPLICATE)
 
 
 def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: Any) -> Result:

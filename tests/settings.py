@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import dj_database_url
+import django
 
 SECRET_KEY = "tests-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -36,7 +37,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "eduzz_webhooks",
     "tests",
+    # For background mode (PROCESS_IN_BACKGROUND): django.tasks is built into Django 6.
+    *(["django_tasks"] if django.VERSION < (6, 0) else []),
+    "django_tasks_db",
 ]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

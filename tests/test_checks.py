@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -61,3 +63,18 @@ def test_w002_weak_secret_in_deploy(settings):
     (warning,) = check_deploy()
     assert warning.id == "eduzz_webhooks.W002"
     assert "kiwi42" not in warning.msg + (warning.hint or "")  # never show the secret
+
+
+def test_e005_background_needs_a_known_task_backend(settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    assert check_secrets() == []
+    settings.EDUZZ_WEBHOOKS["TASK_BACKEND"] = "nope"
+    assert ids(check_secrets()) == ["eduzz_webhooks.E005"]
+
+
+def test_e004_background_needs_the_tasks_framework(settings, monkeypatch):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    # As on Django 5.2 without the django-tasks backport: neither module imports.
+    monkeypatch.setitem(sys.modules, "django.tasks", None)
+    monkeypatch.setitem(sys.modules, "django_tasks", None)
+    assert ids(check_secrets()) == ["eduzz_webhooks.E004"]

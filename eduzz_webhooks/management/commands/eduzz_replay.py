@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 pending = pending.filter(received_at__lt=cutoff)
             for event_id in pending.values_list("event_id", flat=True).iterator():
                 event = processing.claim(event_id, status)
-                count(processing.process(event, claimed=True) if event else None, event_id)
+                count(processing.process(event) if event else None, event_id)
 
         summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
         self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or "nothing")))
