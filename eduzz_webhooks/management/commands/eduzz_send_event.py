@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from ...conf import conf
 from ...signature import sign
-from ...testing import SAMPLE_EVENTS, encode, sample_payload
+from ...events import SAMPLE_EVENTS, encode, sample_payload
 
 
 class Command(BaseCommand):
