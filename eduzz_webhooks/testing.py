@@ -1,17 +1,558 @@
-"""Helpers for host projects' tests: signed deliveries of sample events."""
+# mypy: allow-untyped-calls
+"""Helpers for host projects' tests: factories, signed deliveries, signal capture.
+
+Requires factory-boy: install the app with its ``testing`` extra
+(``pip install "django-eduzz-webhooks[testing]"``). Import it once Django is set
+up, as in any test module; it does not need pytest. The pytest fixtures built
+on it live in :mod:`eduzz_webhooks.pytest_plugin`.
+
+* Model factories: :class:`FileDownloadFactory`, :class:`WebhookEventFactory`,
+  :class:`LearnerFactory`, :class:`CourseFactory`, :class:`LessonFactory`,
+  :class:`ProducerFactory`.
+* Payload factories, one per documented event (:data:`PAYLOAD_FACTORIES`), each
+  building a valid envelope with a new ``id``; override any field with
+  factory-boy's ``__`` syntax, drop one with :data:`OMIT`::
+
+      FileDownloadedPayloadFactory(data__learner__email="ana@example.com")
+      FileDownloadedPayloadFactory(data__lesson=OMIT)  # an unusable event
+
+* :func:`post_event` (signed POST with Django's test client),
+  :func:`signed_request` (a signed ``RequestFactory`` request) and
+  :func:`signature_headers`.
+* :func:`immediate_on_commit`: on-commit callbacks, and with them the signals,
+  run inside a test's transaction as a real commit would run them.
+* :func:`capture`: a context manager that records what the app's signals send.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, NamedTuple
+from unittest import mock
 
-from django.test import Client
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.dispatch import Signal
+from django.test import Client, RequestFactory, TestCase
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from factory.base import DictFactory
+from factory.declarations import (
+    LazyAttribute,
+    LazyAttributeSequence,
+    LazyFunction,
+    List,
+    SelfAttribute,
+    Sequence,
+    SubFactory,
+    Trait,
+)
+from factory.django import DjangoModelFactory
+from factory.faker import Faker
 
+from . import signals
 from .conf import conf
 from .events import SAMPLE_EVENTS, encode, sample_payload
+from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
+from .payloads import parse_datetime
 from .signature import sign
 
-__all__ = ["SAMPLE_EVENTS", "encode", "post_event", "sample_payload", "signature_headers"]
+__all__ = [
+    "OMIT",
+    "PAYLOAD_FACTORIES",
+    "SAMPLE_EVENTS",
+    "CertificateViewedPayloadFactory",
+    "CommentCreatedPayloadFactory",
+    "CommunityViewedPayloadFactory",
+    "CourseFactory",
+    "EnrollmentCreatedPayloadFactory",
+    "EventPayloadFactory",
+    "FileDownloadFactory",
+    "FileDownloadedPayloadFactory",
+    "InactiveStudentPayloadFactory",
+    "InvoicePaidPayloadFactory",
+    "LearnerFactory",
+    "LearnerHelpPayloadFactory",
+    "LessonFactory",
+    "LessonRatedPayloadFactory",
+    "LessonSavedPayloadFactory",
+    "LessonStartedPayloadFactory",
+    "LessonWatchedPayloadFactory",
+    "ModuleCompletedPayloadFactory",
+    "NotationCreatedPayloadFactory",
+    "PingPayloadFactory",
+    "ProducerFactory",
+    "SignalCall",
+    "SignalCapture",
+    "WebhookEventFactory",
+    "build_payload",
+    "capture",
+    "encode",
+    "format_datetime",
+    "immediate_on_commit",
+    "new_event_id",
+    "post_event",
+    "sample_payload",
+    "signature_headers",
+    "signed_request",
+]
+
+logger = logging.getLogger(__name__)
+
+LOCALE = "pt_BR"
+
+# The three date-time forms Eduzz documents (see ``payloads.parse_datetime``).
+UTC = "utc"  # 2023-09-25T19:04:09Z
+UTC_MS = "utc_ms"  # 2023-08-31T18:34:23.023Z
+NAIVE = "naive"  # 2023-09-06 17:32:14, in NAIVE_DATETIME_TIMEZONE
+
+
+def format_datetime(value: dt.datetime, style: str = UTC) -> str:
+    """Write an aware date-time as Eduzz does: ``"utc"``, ``"utc_ms"`` or ``"naive"``.
+
+    ``"naive"`` writes the local time of the ``NAIVE_DATETIME_TIMEZONE``
+    setting, which is how the app reads it back.
+    """
+    if timezone.is_naive(value):
+        raise ValueError("format_datetime needs an aware datetime.")
+    if style == UTC:
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if style == UTC_MS:
+        utc = value.astimezone(dt.timezone.utc)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if style == NAIVE:
+        return value.astimezone(conf.NAIVE_DATETIME_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+    raise ValueError(f"Unknown date-time style {style!r}; use 'utc', 'utc_ms' or 'naive'.")
+
+
+def new_event_id() -> str:
+    """A new unique event id, shaped like Eduzz's (25 lowercase letters and digits)."""
+    number = uuid.uuid4().int
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
+    return "".join(digits).rjust(25, "0")
+
+
+# -- payload factories -------------------------------------------------------------
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+#: Pass as a field's value to leave that key out of the payload.
+OMIT: Any = _Omit()
+
+
+class _PayloadDict(DictFactory):
+    """A JSON object: keys given :data:`OMIT` are left out."""
+
+    @classmethod
+    def _build(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        kept = {key: value for key, value in kwargs.items() if value is not OMIT}
+        return super()._build(model_class, *args, **kept)
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        return cls._build(model_class, *args, **kwargs)
+
+
+def _email(first_name: str, last_name: str, n: int) -> str:
+    # The sequence number keeps addresses unique, as e-mails identify people.
+    local = slugify(f"{first_name} {last_name}").replace("-", ".")
+    return f"{local}{n}@example.com"
+
+
+class PersonDataFactory(_PayloadDict):
+    """``{"email", "name"}`` of a learner, a producer or a buyer.
+
+    The producer's optional ``eduzzId`` is left out, as in Eduzz's samples:
+    add it with ``data__producer__eduzzId="..."``.
+    """
+
+    class Params:
+        first_name = Faker("first_name", locale=LOCALE)
+        last_name = Faker("last_name", locale=LOCALE)
+
+    email = LazyAttributeSequence(lambda o, n: _email(o.first_name, o.last_name, n))
+    name = LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+
+
+class CourseDataFactory(_PayloadDict):
+    hash = Faker("sha1")
+    title = Faker("catch_phrase", locale=LOCALE)
+
+
+class LessonDataFactory(_PayloadDict):
+    class Params:
+        subject = Faker("catch_phrase", locale=LOCALE)
+
+    id = Sequence(lambda n: str(3_000 + n))
+    title = LazyAttributeSequence(lambda o, n: f"Aula {n % 40 + 1}: {o.subject}")
+
+
+class NutrorDataFactory(_PayloadDict):
+    """``data`` shared by Nutror events: producer, learner, course, ``createdAt``.
+
+    Parameters: ``created_at`` (an aware datetime; default: within the last
+    hour) and ``date_format`` (``"utc"``, ``"utc_ms"`` or ``"naive"``; default:
+    the form of the event's documented sample).
+    """
+
+    class Params:
+        created_at = Faker(
+            "date_time_between", start_date="-1h", end_date="now", tzinfo=dt.timezone.utc
+        )
+        date_format = UTC
+
+    producer = SubFactory(PersonDataFactory)
+    learner = SubFactory(PersonDataFactory)
+    course = SubFactory(CourseDataFactory)
+    createdAt = LazyAttribute(lambda o: format_datetime(o.created_at, o.date_format))
+
+
+class LessonEventDataFactory(NutrorDataFactory):
+    lesson = SubFactory(LessonDataFactory)
+
+
+class FileDownloadedDataFactory(LessonEventDataFactory):
+    """``data`` of ``nutror.file_downloaded``.
+
+    Trait ``courses_list=True`` sends the course as a one-element ``courses``
+    list instead of ``course``, the other documented form.
+    """
+
+    class Params:
+        courses_list = Trait(course=OMIT, courses=List([SubFactory(CourseDataFactory)]))
+
+
+class NaiveDateDataFactory(NutrorDataFactory):
+    class Params:
+        date_format = NAIVE
+
+
+class InactiveCourseDataFactory(CourseDataFactory):
+    inactiveDays = Faker("random_element", elements=(7, 15, 30, 60))
+
+
+class InactiveStudentDataFactory(NaiveDateDataFactory):
+    course = SubFactory(InactiveCourseDataFactory)
+
+
+class RatedLessonDataFactory(LessonDataFactory):
+    rating = Faker("pyint", min_value=1, max_value=5)
+
+
+class LessonRatedDataFactory(NaiveDateDataFactory):
+    lesson = SubFactory(RatedLessonDataFactory)
+
+
+class ModuleDataFactory(_PayloadDict):
+    id = Sequence(lambda n: str(3_200 + n))
+    title = Sequence(lambda n: f"Módulo {n % 12 + 1}")
+
+
+class ModuleCompletedDataFactory(LessonEventDataFactory):
+    module = SubFactory(ModuleDataFactory)
+
+
+def _content_hash(course: Any) -> str:
+    # As in Eduzz's sample, the content's hash is its (first) course's.
+    data = course.factory_parent.factory_parent  # course -> courses list -> data
+    return str(data.content["hash"])
+
+
+class EnrollmentCreatedDataFactory(NaiveDateDataFactory):
+    """The learner enrolled in a ``content`` that holds ``courses``."""
+
+    course = OMIT
+    content = SubFactory(CourseDataFactory)
+    courses = List([SubFactory(CourseDataFactory, hash=LazyAttribute(_content_hash))])
+
+
+class PriceDataFactory(_PayloadDict):
+    currency = "BRL"
+    value = Faker("random_element", elements=(47.0, 97.0, 197.0, 297.0, 497.0, 997.0))
+
+
+class InvoiceItemDataFactory(_PayloadDict):
+    productId = Sequence(lambda n: f"P{500 + n}")
+    name = Faker("catch_phrase", locale=LOCALE)
+    price = SubFactory(PriceDataFactory)
+
+
+class InvoiceProducerDataFactory(PersonDataFactory):
+    id = Sequence(lambda n: str(120_000 + n))
+
+
+def _invoice_total(price: Any) -> float:
+    items = price.factory_parent.items
+    total: float = round(sum(item["price"]["value"] for item in items), 2)
+    return total
+
+
+class InvoicePaidDataFactory(_PayloadDict):
+    """``data`` of ``myeduzz.invoice_paid``; ``price`` is the sum of the items'."""
+
+    class Params:
+        created_at = Faker(
+            "date_time_between", start_date="-1h", end_date="now", tzinfo=dt.timezone.utc
+        )
+        date_format = UTC_MS
+
+    id = Sequence(lambda n: str(12_000_000 + n))
+    status = "paid"
+    producer = SubFactory(InvoiceProducerDataFactory)
+    buyer = SubFactory(PersonDataFactory)
+    createdAt = LazyAttribute(lambda o: format_datetime(o.created_at, o.date_format))
+    price = SubFactory(PriceDataFactory, value=LazyAttribute(_invoice_total))
+    paymentMethod = "creditCard"
+    installments = Faker("random_element", elements=(1, 2, 3, 6, 10, 12))
+    items = List([SubFactory(InvoiceItemDataFactory)])
+
+
+def _missing_event(o: Any) -> str:
+    raise TypeError("EventPayloadFactory needs event='<app>.<name>'.")
+
+
+class EventPayloadFactory(_PayloadDict):
+    """An envelope of any event type: ``EventPayloadFactory(event="sun.cart_abandoned")``.
+
+    ``data`` defaults to ``{}``; ``sentDate`` is now, as Eduzz sends it.
+    """
+
+    # Typed loosely: each event's factory declares them its own way.
+    id: Any = LazyFunction(new_event_id)
+    event: Any = LazyAttribute(_missing_event)
+    data: Any = LazyFunction(dict)
+    sentDate: Any = LazyFunction(lambda: format_datetime(timezone.now(), UTC_MS))
+
+
+class PingPayloadFactory(EventPayloadFactory):
+    event = "ping"
+
+
+class FileDownloadedPayloadFactory(EventPayloadFactory):
+    event = "nutror.file_downloaded"
+    data = SubFactory(FileDownloadedDataFactory)
+
+
+class CertificateViewedPayloadFactory(EventPayloadFactory):
+    event = "nutror.certificate_viewed"
+    data = SubFactory(NaiveDateDataFactory)
+
+
+class CommentCreatedPayloadFactory(EventPayloadFactory):
+    event = "nutror.comment_created"
+    data = SubFactory(LessonEventDataFactory)
+
+
+class CommunityViewedPayloadFactory(EventPayloadFactory):
+    event = "nutror.community_viewed"
+    data = SubFactory(NutrorDataFactory)
+
+
+class EnrollmentCreatedPayloadFactory(EventPayloadFactory):
+    event = "nutror.enrollment_created"
+    data = SubFactory(EnrollmentCreatedDataFactory)
+
+
+class InactiveStudentPayloadFactory(EventPayloadFactory):
+    event = "nutror.inactive_student"
+    data = SubFactory(InactiveStudentDataFactory)
+
+
+class LearnerHelpPayloadFactory(EventPayloadFactory):
+    event = "nutror.learner_help"
+    data = SubFactory(NaiveDateDataFactory)
+
+
+class LessonRatedPayloadFactory(EventPayloadFactory):
+    event = "nutror.lesson_rated"
+    data = SubFactory(LessonRatedDataFactory)
+
+
+class LessonSavedPayloadFactory(EventPayloadFactory):
+    event = "nutror.lesson_saved"
+    data = SubFactory(LessonEventDataFactory)
+
+
+class LessonStartedPayloadFactory(EventPayloadFactory):
+    event = "nutror.lesson_started"
+    data = SubFactory(LessonEventDataFactory)
+
+
+class LessonWatchedPayloadFactory(EventPayloadFactory):
+    event = "nutror.lesson_watched"
+    data = SubFactory(LessonEventDataFactory)
+
+
+class ModuleCompletedPayloadFactory(EventPayloadFactory):
+    event = "nutror.module_completed"
+    data = SubFactory(ModuleCompletedDataFactory)
+
+
+class NotationCreatedPayloadFactory(EventPayloadFactory):
+    event = "nutror.notation_created"
+    data = SubFactory(LessonEventDataFactory)
+
+
+class InvoicePaidPayloadFactory(EventPayloadFactory):
+    event = "myeduzz.invoice_paid"
+    data = SubFactory(InvoicePaidDataFactory)
+
+
+#: The payload factory of each documented event type.
+PAYLOAD_FACTORIES: dict[str, type[EventPayloadFactory]] = {
+    "ping": PingPayloadFactory,
+    "myeduzz.invoice_paid": InvoicePaidPayloadFactory,
+    "nutror.certificate_viewed": CertificateViewedPayloadFactory,
+    "nutror.comment_created": CommentCreatedPayloadFactory,
+    "nutror.community_viewed": CommunityViewedPayloadFactory,
+    "nutror.enrollment_created": EnrollmentCreatedPayloadFactory,
+    "nutror.file_downloaded": FileDownloadedPayloadFactory,
+    "nutror.inactive_student": InactiveStudentPayloadFactory,
+    "nutror.learner_help": LearnerHelpPayloadFactory,
+    "nutror.lesson_rated": LessonRatedPayloadFactory,
+    "nutror.lesson_saved": LessonSavedPayloadFactory,
+    "nutror.lesson_started": LessonStartedPayloadFactory,
+    "nutror.lesson_watched": LessonWatchedPayloadFactory,
+    "nutror.module_completed": ModuleCompletedPayloadFactory,
+    "nutror.notation_created": NotationCreatedPayloadFactory,
+}
+
+
+def build_payload(event_type: str, **overrides: Any) -> dict[str, Any]:
+    """A new payload of ``event_type``, from its factory with ``overrides``.
+
+    A type without a factory (a custom or undocumented one) gets a bare
+    envelope: pass its ``data=...``.
+    """
+    payload_factory = PAYLOAD_FACTORIES.get(event_type)
+    if payload_factory is None:
+        overrides["event"] = event_type
+    payload: dict[str, Any] = (payload_factory or EventPayloadFactory).build(**overrides)
+    return payload
+
+
+# -- model factories ---------------------------------------------------------------
+
+
+class ProducerFactory(DjangoModelFactory[Producer]):
+    class Meta:
+        model = Producer
+        django_get_or_create = ["email"]
+
+    class Params:
+        first_name = Faker("first_name", locale=LOCALE)
+        last_name = Faker("last_name", locale=LOCALE)
+
+    email = LazyAttributeSequence(lambda o, n: _email(o.first_name, o.last_name, n))
+    name = LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    eduzz_id = Sequence(lambda n: str(1_200_000 + n))
+
+
+class CourseFactory(DjangoModelFactory[Course]):
+    class Meta:
+        model = Course
+
+    hash = Faker("sha1")
+    title = Faker("catch_phrase", locale=LOCALE)
+    producer = SubFactory(ProducerFactory)
+
+
+class LessonFactory(DjangoModelFactory[Lesson]):
+    class Meta:
+        model = Lesson
+
+    course = SubFactory(CourseFactory)
+    external_id = Sequence(lambda n: str(3_000 + n))
+    title = Sequence(lambda n: f"Aula {n % 40 + 1}")
+
+
+class LearnerFactory(DjangoModelFactory[Learner]):
+    class Meta:
+        model = Learner
+
+    class Params:
+        first_name = Faker("first_name", locale=LOCALE)
+        last_name = Faker("last_name", locale=LOCALE)
+
+    email = LazyAttributeSequence(lambda o, n: _email(o.first_name, o.last_name, n))
+    name = LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+
+
+def _sent_at(o: Any) -> dt.datetime | None:
+    return parse_datetime(o.payload.get("sentDate"))
+
+
+class WebhookEventFactory(DjangoModelFactory[WebhookEvent]):
+    """A stored event whose payload is a valid one of its ``event_type``."""
+
+    class Meta:
+        model = WebhookEvent
+
+    event_id = LazyFunction(new_event_id)
+    event_type = "nutror.file_downloaded"
+    payload = LazyAttribute(lambda o: build_payload(o.event_type, id=o.event_id))
+    sent_at = LazyAttribute(_sent_at)
+    status = WebhookEvent.Status.PROCESSED
+    attempts = 1
+    processed_at = LazyAttribute(
+        lambda o: timezone.now() if o.status == WebhookEvent.Status.PROCESSED else None
+    )
+
+
+def _download_payload(event: Any) -> dict[str, Any]:
+    # The event describes the very download it belongs to, so replaying it
+    # rebuilds the same records.
+    download = event.factory_parent
+    producer, learner, lesson = download.producer, download.learner, download.lesson
+    payload: dict[str, Any] = FileDownloadedPayloadFactory.build(
+        id=event.event_id,
+        data__producer__email=producer.email,
+        data__producer__name=producer.name,
+        data__producer__eduzzId=producer.eduzz_id or OMIT,
+        data__learner__email=learner.email,
+        data__learner__name=learner.name,
+        data__course__hash=lesson.course.hash,
+        data__course__title=lesson.course.title,
+        data__lesson__id=lesson.external_id,
+        data__lesson__title=lesson.title,
+        data__created_at=download.downloaded_at,
+    )
+    return payload
+
+
+class FileDownloadFactory(DjangoModelFactory[FileDownload]):
+    """A download, its learner, lesson, course, producer and its processed event."""
+
+    class Meta:
+        model = FileDownload
+
+    class Params:
+        when = Faker("date_time_between", start_date="-30d", end_date="-1m", tzinfo=dt.timezone.utc)
+
+    lesson = SubFactory(LessonFactory)
+    course = SelfAttribute("lesson.course")
+    producer = SelfAttribute("lesson.course.producer")
+    learner = SubFactory(LearnerFactory)
+    # Whole seconds, as Eduzz sends them: the event's payload holds the same instant.
+    downloaded_at = LazyAttribute(lambda o: o.when.replace(microsecond=0))
+    event = SubFactory(WebhookEventFactory, payload=LazyAttribute(_download_payload))
+
+
+# -- signed deliveries ---------------------------------------------------------------
 
 
 def signature_headers(body: bytes, secret: str | None = None) -> dict[str, str]:
@@ -28,7 +569,13 @@ def post_event(
     url: str | None = None,
     **extra: Any,
 ) -> Any:
-    """POST ``payload`` (a dict, or raw bytes) to the webhook, correctly signed."""
+    """POST ``payload`` (a dict, or raw bytes) to the webhook, correctly signed.
+
+    Signed with ``secret``, or the first of ``EDUZZ_WEBHOOKS["SECRETS"]``.
+    Inside a test's transaction (Django's ``TestCase``), wrap the call in
+    :func:`immediate_on_commit`, or the signals wait for a commit that never
+    comes.
+    """
     body = payload if isinstance(payload, bytes) else encode(payload)
     headers = {**signature_headers(body, secret), **extra.pop("headers", {})}
     return client.post(
@@ -38,3 +585,134 @@ def post_event(
         headers=headers,
         **extra,
     )
+
+
+@contextmanager
+def immediate_on_commit(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Run on-commit callbacks (the signals) as if the test's transaction weren't there.
+
+    A test in a transaction that never commits (``TestCase``, pytest-django's
+    ``django_db``) never runs ``transaction.on_commit`` callbacks by itself.
+    In this block, a callback registered outside any transaction opened within
+    the block runs at once, as it does for a real request, which is in no
+    transaction: the webhook's answer then says ``processed`` or ``failed``,
+    not ``pending``. A callback registered inside such a transaction runs when
+    the block ends, unless that transaction was rolled back.
+    """
+    connection = connections[using]
+    depth = len(connection.atomic_blocks)  # the test's own atomic blocks
+    register = connection.on_commit
+
+    def on_commit(func: Callable[[], object], robust: bool = False) -> None:
+        if not connection.in_atomic_block or len(connection.atomic_blocks) > depth:
+            register(func, robust)
+        elif robust:
+            # As Django does for a robust callback outside a transaction.
+            try:
+                func()
+            except Exception as exc:
+                logger.error(
+                    "Error calling %s in on_commit() (%s).", func.__qualname__, exc, exc_info=True
+                )
+        else:
+            func()
+
+    with (
+        mock.patch.object(connection, "on_commit", on_commit),
+        TestCase.captureOnCommitCallbacks(using=using, execute=True),
+    ):
+        yield
+
+
+def signed_request(
+    payload: Any,
+    *,
+    secret: str | None = None,
+    url: str | None = None,
+    **extra: Any,
+) -> WSGIRequest:
+    """A signed ``POST`` of ``payload`` built with ``RequestFactory``, to call a view directly."""
+    body = payload if isinstance(payload, bytes) else encode(payload)
+    headers = {**signature_headers(body, secret), **extra.pop("headers", {})}
+    return RequestFactory().post(
+        url or reverse("eduzz_webhooks:webhook"),
+        data=body,
+        content_type="application/json",
+        headers=headers,
+        **extra,
+    )
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+class SignalCall(NamedTuple):
+    signal: Signal
+    sender: Any
+    kwargs: dict[str, Any]
+
+
+class SignalCapture:
+    """Records every send of some signals while it is entered; see :func:`capture`."""
+
+    def __init__(self, watched: tuple[Signal, ...]) -> None:
+        self.calls: list[SignalCall] = []
+        self._watched = watched
+        self._connected: list[tuple[Signal, Callable[..., Any]]] = []
+        # Deliveries may be processed in other threads (concurrency tests).
+        self._lock = threading.Lock()
+
+    def of(self, signal: Signal) -> list[dict[str, Any]]:
+        """The keyword arguments of each send of ``signal``, in order."""
+        with self._lock:
+            return [call.kwargs for call in self.calls if call.signal is signal]
+
+    @property
+    def events(self) -> list[WebhookEvent]:
+        """The ``WebhookEvent`` of each ``event_received`` sent."""
+        return [kwargs["event"] for kwargs in self.of(signals.event_received)]
+
+    @property
+    def downloads(self) -> list[FileDownload]:
+        """The ``FileDownload`` of each ``file_downloaded`` sent."""
+        return [kwargs["download"] for kwargs in self.of(signals.file_downloaded)]
+
+    def connect(self, signal: Signal, receiver: Callable[..., Any]) -> None:
+        """Connect ``receiver`` to ``signal`` too, until the capture ends."""
+        signal.connect(receiver, weak=False)
+        self._connected.append((signal, receiver))
+
+    def _record(self, sender: Any, signal: Signal, **kwargs: Any) -> None:
+        with self._lock:
+            self.calls.append(SignalCall(signal, sender, kwargs))
+
+    def __enter__(self) -> SignalCapture:
+        for signal in self._watched:
+            self.connect(signal, self._record)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        while self._connected:
+            signal, receiver = self._connected.pop()
+            signal.disconnect(receiver)
+
+
+def capture(*watched: Signal) -> SignalCapture:
+    """Record what signals send inside a ``with`` block.
+
+    By default the app's ``file_downloaded`` and ``event_received``::
+
+        with capture() as sent:
+            ...
+        assert [event.event_type for event in sent.events] == ["nutror.file_downloaded"]
+        (kwargs,) = sent.of(file_downloaded)
+
+    Its receivers (and any added with :meth:`SignalCapture.connect`) are
+    disconnected on exit, even when the block raises.
+    """
+    return SignalCapture(watched or (signals.file_downloaded, signals.event_received))

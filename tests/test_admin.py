@@ -7,8 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from eduzz_webhooks.models import FileDownload, WebhookEvent
-
-from .factories import FileDownloadFactory, LearnerFactory, WebhookEventFactory
+from eduzz_webhooks.testing import FileDownloadFactory, LearnerFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db
 
