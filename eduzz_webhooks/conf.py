@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_EVENT_AGE": None,
     "PROCESS_IN_BACKGROUND": False,
     "TASK_BACKEND": "default",
+    "PAYLOAD_RETENTION_DAYS": None,
 }
 
 
@@ -61,6 +62,11 @@ class Settings:
     @property
     def TASK_BACKEND(self) -> str:  # noqa: N802
         return str(_get("TASK_BACKEND"))
+
+    @property
+    def PAYLOAD_RETENTION_DAYS(self) -> int | None:  # noqa: N802
+        value = _get("PAYLOAD_RETENTION_DAYS")
+        return None if value is None else int(value)
 
 
 conf = Settings()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from ...privacy import erase_learners, normalize_email
+
+
+class Command(BaseCommand):
+    help = gettext_noop(
+        "Erase the personal data of learners (LGPD): their learner (and producer) rows are "
+        "anonymised and keep their downloads, and every stored payload that mentions them is "
+        "scrubbed. Counts stay; nothing can be undone."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Translated when the command runs, in the active language.
+        parser.description = _(self.help)
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "emails", nargs="+", metavar="EMAIL", help=_("E-mail addresses, any case.")
+        )
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help=_("Erase without asking for confirmation."),
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        emails: list[str] = options["emails"]
+        try:
+            for email in emails:
+                normalize_email(email)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["interactive"]:
+            question = _(
+                "This erases the personal data of %(emails)s for good. "
+                "Type 'yes' to continue, or 'no' to cancel: "
+            ) % {"emails": ", ".join(emails)}
+            try:
+                answer = input(question)
+            except EOFError as exc:
+                raise CommandError(
+                    _("No answer to the confirmation; pass --no-input to erase without it.")
+                ) from exc
+            if answer.strip().lower() != "yes":
+                self.stdout.write(_("Erasure cancelled: nothing was changed."))
+                return
+        for report in erase_learners(emails):
+            style = self.style.SUCCESS if report.found else self.style.WARNING
+            self.stdout.write(style(str(report)))
