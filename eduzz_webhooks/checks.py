@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .conf import DEFAULTS
+
 MIN_SECRET_LENGTH = 16
 
 
 @register(Tags.security)
-def check_secrets(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     config = getattr(settings, "EDUZZ_WEBHOOKS", {}) or {}
     if not isinstance(config, dict):
         return [
@@ -47,6 +50,59 @@ def check_secrets(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         )
     if config.get("PROCESS_IN_BACKGROUND"):
         messages.extend(_check_tasks(config.get("TASK_BACKEND", "default")))
+    messages.extend(_check_values(config))
+    return messages
+
+
+def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        messages.append(
+            Warning(
+                f"EDUZZ_WEBHOOKS has unknown keys: {', '.join(map(repr, unknown))}.",
+                hint=f"The known keys are: {', '.join(DEFAULTS)}. Check the spelling.",
+                id="eduzz_webhooks.W003",
+            )
+        )
+    zone = config.get("NAIVE_DATETIME_TIMEZONE", DEFAULTS["NAIVE_DATETIME_TIMEZONE"])
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        messages.append(
+            Error(
+                f"EDUZZ_WEBHOOKS['NAIVE_DATETIME_TIMEZONE'] is {zone!r}, which is not a time "
+                "zone this system knows.",
+                hint="Use an IANA name such as 'America/Sao_Paulo' (install the tzdata "
+                "package where the system has no time zone database).",
+                id="eduzz_webhooks.E006",
+            )
+        )
+    if not settings.USE_TZ:
+        messages.append(
+            Error(
+                "eduzz_webhooks needs USE_TZ = True: Eduzz sends dates in several time zones.",
+                hint="Set USE_TZ = True (the default since Django 5.0).",
+                id="eduzz_webhooks.E007",
+            )
+        )
+    for key, minimum, optional in (
+        ("MAX_BODY_SIZE", 1, False),
+        ("MAX_EVENT_AGE", 1, True),
+        ("PAYLOAD_RETENTION_DAYS", 0, True),
+    ):
+        value = config.get(key, DEFAULTS[key])
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            messages.append(
+                Error(
+                    f"EDUZZ_WEBHOOKS[{key!r}] must be a whole number of at least {minimum}"
+                    + (" or None." if optional else "."),
+                    hint=f"It is {value!r}; see the settings reference.",
+                    id="eduzz_webhooks.E008",
+                )
+            )
     return messages
 
 

@@ -1,12 +1,84 @@
-"""What the app keeps: every authentic event, and the records built from them."""
+"""What the app keeps: every authentic event, and the records built from them.
+
+Uniqueness and indexes are declared in each ``Meta``, as constraints and plain
+indexes: a CharField's ``unique=True`` or ``db_index=True`` would also make
+PostgreSQL keep a second ``_like`` index, extra work on every insert for
+lookups this app never makes. Foreign keys that lead a composite index or
+constraint get no index of their own, for the same reason.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.db import connections, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class EntityQuerySet(models.QuerySet[_M]):
+    """Rows that many events share (producers, courses, lessons, learners)."""
+
+    def ensure(self, key: dict[str, Any], values: dict[str, Any], update: Iterable[str]) -> _M:
+        """Get or create the row with ``key``, bringing its ``update`` fields up to ``values``.
+
+        On PostgreSQL one statement finds or inserts the row without locking
+        it; only a row whose fields really change is then updated (and so
+        locked until commit). During a launch every download names the same
+        course and producer: an upsert that always writes would make their
+        deliveries wait for each other. SQLite has no row locks (one writer at
+        a time), so there a single ``INSERT ... ON CONFLICT DO UPDATE`` does.
+        """
+        obj = self.model(**key, **values)
+        connection = connections[self.db]
+        update = list(update)
+        if connection.vendor != "postgresql":
+            (obj,) = self.bulk_create(
+                [obj], update_conflicts=True, unique_fields=list(key), update_fields=update
+            )
+            return obj
+        meta = self.model._meta
+        qn = connection.ops.quote_name
+        fields = [meta.get_field(name) for name in (*key, *values)]
+        key_fields = fields[: len(key)]
+        out = [meta.pk, *(meta.get_field(name) for name in update)]
+        returning = ", ".join(qn(f.column) for f in out)  # type: ignore[arg-type]
+        where = " AND ".join(f"{qn(f.column)} = %s" for f in key_fields)  # type: ignore[arg-type]
+        table = qn(meta.db_table)
+        sql = (
+            f"WITH new AS (INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "  # type: ignore[arg-type]
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({', '.join(qn(f.column) for f in key_fields)}) DO NOTHING "  # type: ignore[arg-type]
+            f"RETURNING {returning}) "
+            f"SELECT {returning} FROM new UNION ALL "
+            f"SELECT {returning} FROM {table} WHERE {where} LIMIT 1"
+        )
+        params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        with connection.cursor() as cursor:
+            # A row inserted by a transaction that committed after this
+            # statement's snapshot is invisible to it: ask again.
+            for _attempt in range(3):
+                cursor.execute(sql, params + params[: len(key_fields)])
+                row = cursor.fetchone()
+                if row is not None:
+                    break
+            else:
+                raise self.model.DoesNotExist(f"{self.model.__name__} {key} vanished")
+        obj.pk = row[0]
+        obj._state.adding = False
+        obj._state.db = self.db
+        changed = {
+            f.attname: getattr(obj, f.attname)  # type: ignore[union-attr]
+            for f, current in zip(out[1:], row[1:], strict=True)
+            if f.to_python(current) != getattr(obj, f.attname)  # type: ignore[union-attr]
+        }
+        if changed:
+            self.filter(pk=obj.pk).update(**changed)
+        return obj
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
@@ -49,12 +121,16 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", _("processed")
         FAILED = "failed", _("failed")
 
-    event_id = models.CharField(_("event id"), max_length=255, unique=True)
-    event_type = models.CharField(_("event type"), max_length=255, db_index=True)
+    event_id = models.CharField(_("event id"), max_length=255)
+    event_type = models.CharField(_("event type"), max_length=255)
     payload = models.JSONField(_("payload"))
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    # When the last processing attempt started; empty while queued for a task.
+    # An attempt that started long ago without finishing was cut short (a
+    # crashed worker): only then may ``eduzz_replay --pending`` take it over.
+    claimed_at = models.DateTimeField(_("processing started at"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.RECEIVED
     )
@@ -68,7 +144,11 @@ class WebhookEvent(models.Model):
         verbose_name_plural = _("webhook events")
         ordering = ["-received_at"]
         permissions = [("replay_webhookevent", _("Can replay webhook events"))]
-        indexes = [models.Index(fields=["status", "received_at"], name="eduzz_event_status_idx")]
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="eduzz_event_id_unique")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="eduzz_event_status_idx"),
+            models.Index(fields=["event_type"], name="eduzz_event_type_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
@@ -77,14 +157,17 @@ class WebhookEvent(models.Model):
 class Producer(models.Model):
     """The course owner on Eduzz, identified by e-mail."""
 
-    email = models.CharField(_("e-mail"), max_length=254, unique=True)
+    email = models.CharField(_("e-mail"), max_length=254)
     name = models.TextField(_("name"), blank=True)
     eduzz_id = models.CharField(_("Eduzz id"), max_length=64, blank=True)
+
+    objects = EntityQuerySet["Producer"].as_manager()
 
     class Meta:
         verbose_name = _("producer")
         verbose_name_plural = _("producers")
         ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["email"], name="eduzz_producer_email_unique")]
 
     def __str__(self) -> str:
         return self.name or self.email
@@ -93,7 +176,7 @@ class Producer(models.Model):
 class Course(models.Model):
     """A Nutror course, identified by its hash."""
 
-    hash = models.CharField(_("hash"), max_length=255, unique=True)
+    hash = models.CharField(_("hash"), max_length=255)
     title = models.TextField(_("title"), blank=True)
     producer = models.ForeignKey(
         Producer,
@@ -104,10 +187,13 @@ class Course(models.Model):
         blank=True,
     )
 
+    objects = EntityQuerySet["Course"].as_manager()
+
     class Meta:
         verbose_name = _("course")
         verbose_name_plural = _("courses")
         ordering = ["title"]
+        constraints = [models.UniqueConstraint(fields=["hash"], name="eduzz_course_hash_unique")]
 
     def __str__(self) -> str:
         return self.title or self.hash
@@ -117,10 +203,16 @@ class Lesson(models.Model):
     """A lesson of a course; its id is unique within the course."""
 
     course = models.ForeignKey(
-        Course, verbose_name=_("course"), related_name="lessons", on_delete=models.PROTECT
+        Course,
+        verbose_name=_("course"),
+        related_name="lessons",
+        on_delete=models.PROTECT,
+        db_index=False,
     )
     external_id = models.CharField(_("Eduzz lesson id"), max_length=255)
     title = models.TextField(_("title"), blank=True)
+
+    objects = EntityQuerySet["Lesson"].as_manager()
 
     class Meta:
         verbose_name = _("lesson")
@@ -139,13 +231,17 @@ class Lesson(models.Model):
 class Learner(models.Model):
     """A student. ``email`` is stored lowercased, so it is unique case-insensitively."""
 
-    email = models.CharField(_("e-mail"), max_length=254, unique=True)
+    email = models.CharField(_("e-mail"), max_length=254)
     name = models.TextField(_("name"), blank=True)
+
+    objects = EntityQuerySet["Learner"].as_manager()
 
     class Meta:
         verbose_name = _("learner")
         verbose_name_plural = _("learners")
         ordering = ["email"]
+        permissions = [("erase_learner", _("Can erase a learner's personal data (LGPD)"))]
+        constraints = [models.UniqueConstraint(fields=["email"], name="eduzz_learner_email_unique")]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
@@ -161,10 +257,18 @@ class FileDownload(models.Model):
         on_delete=models.PROTECT,
     )
     learner = models.ForeignKey(
-        Learner, verbose_name=_("learner"), related_name="downloads", on_delete=models.PROTECT
+        Learner,
+        verbose_name=_("learner"),
+        related_name="downloads",
+        on_delete=models.PROTECT,
+        db_index=False,
     )
     course = models.ForeignKey(
-        Course, verbose_name=_("course"), related_name="downloads", on_delete=models.PROTECT
+        Course,
+        verbose_name=_("course"),
+        related_name="downloads",
+        on_delete=models.PROTECT,
+        db_index=False,
     )
     lesson = models.ForeignKey(
         Lesson, verbose_name=_("lesson"), related_name="downloads", on_delete=models.PROTECT

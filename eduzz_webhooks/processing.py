@@ -13,6 +13,7 @@ semantics:
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import traceback
@@ -22,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import signals
@@ -42,6 +43,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     DUPLICATE = "duplicate"
     QUEUED = "queued"  # stored; a background task will process it
+    PRUNED = "pruned"  # its payload went under the retention policy: nothing to redo
     PENDING = "pending"  # committed; signals run when the outer transaction commits
 
 
@@ -50,6 +52,9 @@ class Result:
     event: WebhookEvent | None
     outcome: Outcome
 
+
+# How long an attempt may run before ``eduzz_replay --pending`` may take it over.
+STALE_AFTER = dt.timedelta(minutes=10)
 
 # The database is unreachable or overloaded: nothing can be stored, so the
 # caller must give up (the view answers 503 and Eduzz retries later).
@@ -67,37 +72,25 @@ class Handler:
 
 
 def _store_file_download(event: WebhookEvent, data: FileDownloadData) -> FileDownload:
-    # Upserts in a fixed order (producer, course, lesson, learner), so that
-    # concurrent events sharing rows lock them in the same order: no deadlock.
-    (producer,) = Producer.objects.bulk_create(
-        [
-            Producer(
-                email=data.producer_email,
-                name=data.producer_name,
-                eduzz_id=data.producer_eduzz_id,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["email"],
-        update_fields=["name", "eduzz_id"] if data.producer_eduzz_id else ["name"],
+    # Shared rows in a fixed order (producer, course, lesson, learner), so that
+    # concurrent events that must lock some of them do so in the same order.
+    producer = Producer.objects.ensure(
+        {"email": data.producer_email},
+        {"name": data.producer_name, "eduzz_id": data.producer_eduzz_id},
+        update=["name", "eduzz_id"] if data.producer_eduzz_id else ["name"],
     )
-    (course,) = Course.objects.bulk_create(
-        [Course(hash=data.course_hash, title=data.course_title, producer=producer)],
-        update_conflicts=True,
-        unique_fields=["hash"],
-        update_fields=["title", "producer"],
+    course = Course.objects.ensure(
+        {"hash": data.course_hash},
+        {"title": data.course_title, "producer": producer},
+        update=["title", "producer"],
     )
-    (lesson,) = Lesson.objects.bulk_create(
-        [Lesson(course=course, external_id=data.lesson_id, title=data.lesson_title)],
-        update_conflicts=True,
-        unique_fields=["course", "external_id"],
-        update_fields=["title"],
+    lesson = Lesson.objects.ensure(
+        {"course": course, "external_id": data.lesson_id},
+        {"title": data.lesson_title},
+        update=["title"],
     )
-    (learner,) = Learner.objects.bulk_create(
-        [Learner(email=data.learner_email, name=data.learner_name)],
-        update_conflicts=True,
-        unique_fields=["email"],
-        update_fields=["name"],
+    learner = Learner.objects.ensure(
+        {"email": data.learner_email}, {"name": data.learner_name}, update=["name"]
     )
     (download,) = FileDownload.objects.bulk_create(
         [
@@ -151,6 +144,7 @@ def receive(envelope: Envelope) -> Result:
         "status": WebhookEvent.Status.FAILED if error else WebhookEvent.Status.RECEIVED,
         "error": error,
         "attempts": 0 if background else 1,
+        "claimed_at": None if background else timezone.now(),
     }
     record = None
     try:
@@ -181,14 +175,19 @@ def receive(envelope: Envelope) -> Result:
 
 
 def process(event: WebhookEvent) -> Result:
-    """(Re)build a stored event's records, then announce it; counts one attempt.
+    """(Re)build a stored event's records, then announce it.
 
     Used for re-deliveries of failed events, by ``eduzz_replay``, the admin's
-    replay action and the background task. Records are upserted, so running
-    it again never duplicates them.
+    replay action and the background task, always on an event that
+    :func:`claim` (or the task) has taken, which counted the attempt. Records
+    are upserted, so running it again never duplicates them.
     """
-    WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
-    event.attempts += 1
+    if event.payload.get("pruned") is True:
+        # Its data went under the retention policy (only processed events are
+        # pruned): nothing to rebuild or announce, so it stays processed.
+        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
+        event.status = WebhookEvent.Status.PROCESSED
+        return Result(event, Outcome.PRUNED)
     handler = HANDLERS.get(event.event_type)
     data, error = _parse(handler, event.payload.get("data"))
     if error:
@@ -206,16 +205,37 @@ def process(event: WebhookEvent) -> Result:
     return _announce_on_commit(event, handler, record)
 
 
-def claim(event_id: str, status: str = WebhookEvent.Status.FAILED) -> WebhookEvent | None:
-    """Take an event in ``status`` for another attempt; one claimant wins a race.
+def claim(
+    event_id: str,
+    status: str = WebhookEvent.Status.FAILED,
+    *,
+    queued: bool = False,
+    stale_after: dt.timedelta = STALE_AFTER,
+) -> WebhookEvent | None:
+    """Take an event in ``status`` for another attempt; of concurrent claimants one wins.
 
-    Returns the event, now ``received``, or ``None`` if it is not (or no
-    longer) in that status. Pass it on to :func:`process`.
+    One conditional ``UPDATE`` (compare-and-set) moves it to ``received`` and
+    counts the attempt. A ``received`` event is taken only if its last attempt
+    started more than ``stale_after`` ago (a crashed worker), never one still
+    in progress. With ``queued`` the attempt is left for a background task to
+    start and count. Returns the event, or ``None`` if another claimant won or
+    it is not (or no longer) in that status; pass it on to :func:`process`.
     """
-    claimed = WebhookEvent.objects.filter(event_id=event_id, status=status).update(
-        status=WebhookEvent.Status.RECEIVED
+    now = timezone.now()
+    events = WebhookEvent.objects.filter(event_id=event_id, status=status)
+    if status == WebhookEvent.Status.RECEIVED:
+        events = events.filter(stale(now - stale_after))
+    claimed = events.update(
+        status=WebhookEvent.Status.RECEIVED,
+        claimed_at=None if queued else now,
+        attempts=F("attempts") + (0 if queued else 1),
     )
     return WebhookEvent.objects.get(event_id=event_id) if claimed else None
+
+
+def stale(cutoff: dt.datetime) -> Q:
+    """Events whose last attempt (or, if none started, whose arrival) is older than ``cutoff``."""
+    return Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, received_at__lt=cutoff)
 
 
 def tasks() -> ModuleType:
@@ -240,7 +260,7 @@ def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
 def _retry_if_failed(event_id: str, *, background: bool) -> Result:
     if background:
         with transaction.atomic():
-            event = claim(event_id)
+            event = claim(event_id, queued=True)
             if event:
                 tasks().enqueue(event.pk)
         return Result(event, Outcome.QUEUED if event else Outcome.DUPLICATE)

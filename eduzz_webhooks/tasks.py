@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from .conf import conf
 
@@ -25,10 +27,14 @@ def process_event(event_pk: int) -> str:
     from . import processing
     from .models import WebhookEvent
 
-    event = WebhookEvent.objects.filter(pk=event_pk).first()
-    if event is None or event.status == WebhookEvent.Status.PROCESSED:
-        return "skipped"  # a retried task: the work was done
-    return processing.process(event).outcome.value
+    # Start the attempt only if nobody has (a retried task, or a replay that
+    # took over a queued event): one conditional UPDATE decides.
+    started = WebhookEvent.objects.filter(
+        pk=event_pk, status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
+    ).update(claimed_at=timezone.now(), attempts=F("attempts") + 1)
+    if not started:
+        return "skipped"
+    return processing.process(WebhookEvent.objects.get(pk=event_pk)).outcome.value
 
 
 def enqueue(event_pk: int) -> None:

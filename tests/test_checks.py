@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from eduzz_webhooks.checks import check_deploy, check_secrets
+from eduzz_webhooks.checks import check_deploy, check_settings
 
 
 def ids(messages):
@@ -14,13 +14,13 @@ def ids(messages):
 
 
 def test_configured_secrets_pass(settings):
-    assert check_secrets() == []
+    assert check_settings() == []
     assert check_deploy() == []
 
 
 def test_e001_no_secret_while_verifying(settings):
     settings.EDUZZ_WEBHOOKS = {}
-    (error,) = check_secrets()
+    (error,) = check_settings()
     assert error.id == "eduzz_webhooks.E001"
     assert "EDUZZ_WEBHOOKS['SECRETS']" in error.msg
 
@@ -34,23 +34,23 @@ def test_e001_shows_in_manage_py_check(settings):
 
 def test_no_secret_is_fine_when_verification_is_off(settings):
     settings.EDUZZ_WEBHOOKS = {"VERIFY_SIGNATURE": False}
-    assert check_secrets() == []
+    assert check_settings() == []
 
 
 @pytest.mark.parametrize("secrets", [[""], [None], 42, ["ok-secret-000000000", 1]])
 def test_e002_secrets_must_be_non_empty_strings(settings, secrets):
     settings.EDUZZ_WEBHOOKS = {"SECRETS": secrets}
-    assert ids(check_secrets()) == ["eduzz_webhooks.E002"]
+    assert ids(check_settings()) == ["eduzz_webhooks.E002"]
 
 
 def test_a_single_string_is_accepted(settings):
     settings.EDUZZ_WEBHOOKS = {"SECRETS": "one-single-secret-0000"}
-    assert check_secrets() == []
+    assert check_settings() == []
 
 
 def test_e003_setting_must_be_a_dict(settings):
     settings.EDUZZ_WEBHOOKS = ["secret"]
-    assert ids(check_secrets()) == ["eduzz_webhooks.E003"]
+    assert ids(check_settings()) == ["eduzz_webhooks.E003"]
 
 
 def test_w001_verification_off_in_deploy(settings):
@@ -67,9 +67,9 @@ def test_w002_weak_secret_in_deploy(settings):
 
 def test_e005_background_needs_a_known_task_backend(settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
-    assert check_secrets() == []
+    assert check_settings() == []
     settings.EDUZZ_WEBHOOKS["TASK_BACKEND"] = "nope"
-    assert ids(check_secrets()) == ["eduzz_webhooks.E005"]
+    assert ids(check_settings()) == ["eduzz_webhooks.E005"]
 
 
 def test_e004_background_needs_the_tasks_framework(settings, monkeypatch):
@@ -77,4 +77,50 @@ def test_e004_background_needs_the_tasks_framework(settings, monkeypatch):
     # As on Django 5.2 without the django-tasks backport: neither module imports.
     monkeypatch.setitem(sys.modules, "django.tasks", None)
     monkeypatch.setitem(sys.modules, "django_tasks", None)
-    assert ids(check_secrets()) == ["eduzz_webhooks.E004"]
+    assert ids(check_settings()) == ["eduzz_webhooks.E004"]
+
+
+def test_w003_unknown_keys_are_named(settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "VERIFY_SIGNATURES": False}
+    (warning,) = check_settings()
+    assert warning.id == "eduzz_webhooks.W003"
+    assert "'VERIFY_SIGNATURES'" in warning.msg
+
+
+@pytest.mark.parametrize("zone", ["America/Sao_Paulox", "", 3])
+def test_e006_unknown_time_zone(settings, zone):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "NAIVE_DATETIME_TIMEZONE": zone}
+    assert ids(check_settings()) == ["eduzz_webhooks.E006"]
+
+
+def test_e007_use_tz_is_required(settings):
+    settings.USE_TZ = False
+    assert ids(check_settings()) == ["eduzz_webhooks.E007"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_BODY_SIZE", 0),
+        ("MAX_BODY_SIZE", None),
+        ("MAX_BODY_SIZE", "1mb"),
+        ("MAX_EVENT_AGE", True),
+        ("MAX_EVENT_AGE", -5),
+        ("PAYLOAD_RETENTION_DAYS", -1),
+        ("PAYLOAD_RETENTION_DAYS", 30.5),
+    ],
+)
+def test_e008_numbers_must_be_whole_and_in_range(settings, key, value):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
+    (error,) = check_settings()
+    assert error.id == "eduzz_webhooks.E008"
+    assert repr(key) in error.msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("MAX_EVENT_AGE", None), ("MAX_EVENT_AGE", 86400), ("PAYLOAD_RETENTION_DAYS", 0)],
+)
+def test_valid_numbers_pass(settings, key, value):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
+    assert check_settings() == []

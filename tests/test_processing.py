@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.utils import timezone
 
 from eduzz_webhooks import processing, signals
 from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
@@ -163,3 +165,56 @@ def test_concurrent_events_sharing_learner_and_course_do_not_conflict(signal_log
     assert FileDownload.objects.count() == 30
     assert Learner.objects.count() == 1
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_received_event_in_progress_is_not_taken_over(signal_log):
+    event = store_failed(sample_payload("nutror.file_downloaded"))
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=WebhookEvent.Status.RECEIVED, claimed_at=timezone.now()
+    )
+    call_command("eduzz_replay", "--pending")  # default: only attempts older than 10 minutes
+    call_command("eduzz_replay", event.event_id)
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.RECEIVED
+    assert signal_log.calls == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_pending_replays_process_each_event_once(signal_log):
+    events = [store_failed(sample_payload("nutror.file_downloaded")) for _ in range(20)]
+    # Left by a crash an hour ago; each replay takes over attempts older than 30 minutes.
+    WebhookEvent.objects.update(
+        status=WebhookEvent.Status.RECEIVED, claimed_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    barrier = threading.Barrier(4)
+
+    def replay(_):
+        barrier.wait()
+        try:
+            call_command("eduzz_replay", "--pending", "--older-than", "30", verbosity=0)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(replay, range(4)))
+    announced = [c["event"].event_id for c in signal_log.of(signals.file_downloaded)]
+    assert sorted(announced) == sorted(e.event_id for e in events)
+    assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replaying_a_pruned_event_leaves_it_processed(signal_log):
+    payload = {"id": "old", "event": "nutror.file_downloaded", "sentDate": None, "pruned": True}
+    event = WebhookEvent.objects.create(
+        event_id="old",
+        event_type="nutror.file_downloaded",
+        payload=payload,
+        status=WebhookEvent.Status.PROCESSED,
+    )
+    call_command("eduzz_replay", "old")
+    call_command("eduzz_replay", "--failed")
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.PROCESSED
+    assert signal_log.calls == []

@@ -11,9 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from eduzz_webhooks.testing import post_event, sample_payload
-
-from .factories import FileDownloadFactory
+from eduzz_webhooks.testing import FileDownloadFactory, post_event, sample_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +20,12 @@ def raw_statements(client, payload):
     with CaptureQueriesContext(connection) as ctx:
         response = post_event(client, payload)
     assert response.status_code == 200
-    return [" ".join(q["sql"].split(" ", 3)[:3]) for q in ctx.captured_queries]
+    # PostgreSQL finds-or-inserts shared rows with "WITH new AS (INSERT INTO ...": one
+    # statement, counted as the INSERT it starts with.
+    return [
+        " ".join(q["sql"].removeprefix("WITH new AS (").split(" ", 3)[:3])
+        for q in ctx.captured_queries
+    ]
 
 
 def statements(client, payload):
@@ -53,6 +56,19 @@ def test_new_download_with_all_entities_known(client):
     queries = statements(client, sample_payload("nutror.file_downloaded"))
     assert len(queries) == 7
     assert [q[0] for q in queries] == ["INSERT"] * 6 + ["UPDATE"]
+
+
+def test_a_renamed_entity_costs_one_update(client):
+    post_event(client, sample_payload("nutror.file_downloaded"))
+    renamed = sample_payload(
+        "nutror.file_downloaded",
+        course={"hash": "4bba1d18c02755a13ee97521ae61958c3cf9e665", "title": "Novo"},
+    )
+    queries = tables(statements(client, renamed))
+    # PostgreSQL updates (and so locks) only a row that changes; SQLite upserts in one statement.
+    course_updates = 1 if connection.vendor == "postgresql" else 0
+    assert queries.count('UPDATE "eduzz_webhooks_course" SET') == course_updates
+    assert len(queries) == 7 + course_updates
 
 
 def test_duplicate_delivery(client):

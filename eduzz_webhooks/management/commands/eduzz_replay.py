@@ -1,74 +1,94 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ... import processing
 from ...models import WebhookEvent
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_noop(
         "Run processing and signals again for stored Eduzz events: the given ids, every "
-        "failed event, or events left unprocessed by a crash."
+        "failed event, or events a crashed worker left unprocessed. Each event is claimed "
+        "first, so concurrent replays (or a re-delivery) never process one event twice."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="Eduzz event ids.")
         parser.add_argument(
-            "--failed", action="store_true", help="Replay every event whose status is failed."
+            "event_ids", nargs="*", metavar="EVENT_ID", help=_("Eduzz event ids.")
+        )
+        parser.add_argument(
+            "--failed", action="store_true", help=_("Replay every event whose status is failed.")
         )
         parser.add_argument(
             "--pending",
             action="store_true",
-            help="Replay events still 'received' after --older-than minutes (a crashed worker).",
+            help=_(
+                "Replay events still 'received' whose last attempt started more than "
+                "--older-than minutes ago (a crashed worker)."
+            ),
         )
         parser.add_argument(
             "--older-than",
             type=float,
-            default=10.0,
+            default=processing.STALE_AFTER.total_seconds() / 60,
             metavar="MINUTES",
-            help="With --pending: how old an unprocessed event must be (default: 10).",
+            help=_(
+                "When an unfinished attempt counts as abandoned, for --pending and for "
+                "'received' events given by id (default: %(default)s)."
+            ),
         )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+        # Translated at run time, in the active language, not at import.
+        self.help = _(type(self).help)
+        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[str] = options["event_ids"]
         if not (ids or options["failed"] or options["pending"]):
             raise CommandError(_("Give event ids, --failed or --pending."))
-        counts: dict[str, int] = {}
+        stale_after = dt.timedelta(minutes=options["older_than"])
+        counts: Counter[str] = Counter()
 
-        def count(result: processing.Result | None, event_id: str) -> None:
-            outcome = result.outcome.value if result else "skipped"
-            counts[outcome] = counts.get(outcome, 0) + 1
+        def replay(event_id: str, status: str) -> None:
+            event = processing.claim(event_id, status, stale_after=stale_after)
+            outcome = processing.process(event).outcome.value if event else "skipped"
+            counts[outcome] += 1
             self.stdout.write(f"{event_id}: {outcome}")
 
         if ids:
-            found = {e.event_id: e for e in WebhookEvent.objects.filter(event_id__in=ids)}
-            missing = [i for i in ids if i not in found]
+            statuses = dict(
+                WebhookEvent.objects.filter(event_id__in=ids).values_list("event_id", "status")
+            )
+            missing = [i for i in ids if i not in statuses]
             if missing:
                 raise CommandError(_("Unknown event ids: %s") % ", ".join(missing))
             for event_id in ids:
-                count(processing.process(found[event_id]), event_id)
-        for status, wanted, cutoff in (
-            (WebhookEvent.Status.FAILED, options["failed"], None),
-            (
-                WebhookEvent.Status.RECEIVED,
-                options["pending"],
-                timezone.now() - dt.timedelta(minutes=options["older_than"]),
-            ),
-        ):
-            if not wanted:
-                continue
-            pending = WebhookEvent.objects.filter(status=status)
-            if cutoff is not None:
-                pending = pending.filter(received_at__lt=cutoff)
-            for event_id in pending.values_list("event_id", flat=True).iterator():
-                event = processing.claim(event_id, status)
-                count(processing.process(event) if event else None, event_id)
+                replay(event_id, statuses[event_id])
+        selections = []
+        if options["failed"]:
+            selections.append(
+                (WebhookEvent.Status.FAILED, WebhookEvent.objects.filter(status="failed"))
+            )
+        if options["pending"]:
+            cutoff = timezone.now() - stale_after
+            selections.append(
+                (
+                    WebhookEvent.Status.RECEIVED,
+                    WebhookEvent.objects.filter(processing.stale(cutoff), status="received"),
+                )
+            )
+        for status, events in selections:
+            for event_id in events.values_list("event_id", flat=True).iterator():
+                replay(event_id, status)
 
         summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-        self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or "nothing")))
+        self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or _("nothing"))))
