@@ -1,0 +1,69 @@
+"""Settings of the bench project, served by gunicorn during the benchmark and the load test.
+
+Environment: ``BENCH_DATABASE_URL`` (required; ``postgres://...`` or
+``sqlite:////path``), ``BENCH_BACKGROUND=1`` for the app's task mode, and
+``BENCH_RUN_DIR``, a directory where each worker writes its database
+statement counts when it exits (the counting middleware is on only then).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dj_database_url
+import django
+
+from . import SECRET
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "bench.urls"
+WSGI_APPLICATION = "bench.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+try:
+    _url = os.environ["BENCH_DATABASE_URL"]
+except KeyError:
+    raise RuntimeError("Set BENCH_DATABASE_URL (postgres://... or sqlite:////path).") from None
+# Persistent connections, as a production deployment has them.
+DATABASES = {"default": dj_database_url.parse(_url, conn_max_age=None)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Several gunicorn processes write: WAL lets readers go on, IMMEDIATE
+        # takes the write lock up front instead of failing to upgrade to it.
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 60,
+    }
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "eduzz_webhooks",
+    "bench",
+    # Task mode: django.tasks is built into Django 6, a backport before.
+    *(["django_tasks"] if django.VERSION < (6, 0) else []),
+    "django_tasks_db",
+]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+MIDDLEWARE = [
+    *(["bench.counting.CountingMiddleware"] if os.environ.get("BENCH_RUN_DIR") else []),
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+EDUZZ_WEBHOOKS = {
+    "SECRETS": [SECRET],
+    "PROCESS_IN_BACKGROUND": os.environ.get("BENCH_BACKGROUND") == "1",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,66 @@
+"""The launch burst (bench/loadtest.py) at a small size: a real gunicorn, real concurrency.
+
+150 events, each delivered 3 times, mostly at the same moment, to 3 gunicorn
+workers on PostgreSQL. The load test uses a database of its own (dropped
+afterwards), not the test database: ``EDUZZ_LOAD_TEST_DATABASE_URL``, or the
+test database's name with ``_load`` appended.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import dj_database_url
+import pytest
+
+from bench import harness, loadtest
+
+EVENTS = 150
+DELIVERIES = 3
+
+
+def load_database_url() -> str:
+    explicit = os.environ.get("EDUZZ_LOAD_TEST_DATABASE_URL")
+    if explicit:
+        return explicit
+    url = os.environ["EDUZZ_TEST_DATABASE_URL"]
+    name = dj_database_url.parse(url)["NAME"]
+    return url.rsplit("/", 1)[0] + f"/{name}_load"
+
+
+@pytest.mark.postgres
+def test_burst_stores_processes_and_announces_each_event_once() -> None:
+    result = loadtest.run(
+        load_database_url(),
+        events=EVENTS,
+        deliveries=DELIVERIES,
+        workers=3,
+        threads=2,
+        concurrency=12,
+        keep_database=False,
+        timeout=120,
+    )
+    assert result.failures == []
+    assert result.requests == EVENTS * DELIVERIES
+    assert result.statuses == {"200": EVENTS * DELIVERIES}
+    assert result.outcomes == {"processed": EVENTS, "duplicate": EVENTS * (DELIVERIES - 1)}
+    assert result.events_stored == {"processed": EVENTS}
+    assert result.downloads == EVENTS
+    assert result.signals == {"file_downloaded": EVENTS, "event_received": EVENTS}
+    # The race this is about did happen: copies of an event were in flight together.
+    assert result.overlapping > EVENTS // 4
+
+
+def test_burst_order_sends_copies_together_and_some_late() -> None:
+    catalog = loadtest.launch_catalog(40)
+    rng = random.Random(7)
+    unique = [harness.signed(p) for p in harness.file_downloaded_events(catalog, rng, 40)]
+    order = loadtest.burst(unique, 3, 8, rng)
+    assert sorted(d.event_id for d in order) == sorted(d.event_id for d in unique * 3)
+    positions: dict[str, list[int]] = {}
+    for i, delivery in enumerate(order):
+        positions.setdefault(delivery.event_id, []).append(i)
+    gaps = [max(p) - min(p) for p in positions.values()]
+    assert sum(gap < 16 for gap in gaps) > 10  # copies side by side: sent together
+    assert sum(gap >= 16 for gap in gaps) > 5  # and a copy at another time
