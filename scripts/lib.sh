@@ -31,10 +31,40 @@ make_venv() {
   fi
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "Installing into $dir ..."
-    "$dir/bin/python" -m pip install --quiet --upgrade pip
-    "$dir/bin/python" -m pip install --quiet "$@" 2>&1 | grep -v -e "^ *$" -e Warning -e '\*\*\*' -e '!!' >&2 || true
+    rm -f "$stamp"
+    if ! "$dir/bin/python" -m pip install --quiet --upgrade pip "$@" >"$dir/install.log" 2>&1; then
+      cat "$dir/install.log" >&2
+      echo "Installing into $dir failed." >&2
+      return 1
+    fi
     printf '%s' "$wanted" > "$stamp"
   fi
+}
+
+# The two environments every script shares (same requirements, so no script makes
+# another reinstall): Django 5.2 with the docs tools, Django 6 with the dev tools.
+venv_django52() {
+  make_venv "$ROOT/.venvs/django52" "$(find_python 11 12 13)" -e ".[test,docs]" "Django>=5.2,<6.0" >&2
+  echo "$ROOT/.venvs/django52"
+}
+venv_django6() {
+  make_venv "$ROOT/.venvs/django6" "$(find_python 12 13)" -e ".[test,dev,e2e]" "Django>=6.0,<7.0" >&2
+  echo "$ROOT/.venvs/django6"
+}
+
+# need_system_packages COMMAND=PACKAGE...: install Debian packages whose command is missing.
+need_system_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "Please install: ${missing[*]} (Debian/Ubuntu package names)." >&2
+    return 1
+  fi
+  echo "Installing ${missing[*]} ..."
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # start_postgres: make sure the local PostgreSQL answers (trust auth on 127.0.0.1:5432).
