@@ -123,6 +123,12 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
+    try:
+        # Databases keep date-times in UTC: one that falls outside years
+        # 1-9999 there (9999-12-31 23:59 at UTC-3) can't be stored or read back.
+        parsed.astimezone(dt.timezone.utc)
+    except OverflowError:
+        return None
     return parsed
 
 
@@ -186,10 +192,11 @@ class _Email(_Identifier):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid_email")
-        text = super().to_internal_value(data)
+        # Lowercased before the length check: lowercasing can lengthen (U+0130).
+        text = super().to_internal_value(data.lower())
         if "@" not in text:
             self.fail("invalid_email")
-        return text.lower()
+        return text
 
 
 class _EduzzDateTime(serializers.Field):

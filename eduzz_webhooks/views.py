@@ -41,6 +41,11 @@ class WebhookView(APIView):
         # its own transactions even under ATOMIC_REQUESTS.
         return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # Always JSON: an Accept header or a ?format= that JSON can't satisfy
+        # must not refuse (406, or 404 for ?format=) an authentic delivery.
+        return super().perform_content_negotiation(request, force=True)
+
     def post(self, request: Request) -> Response:
         limit = conf.MAX_BODY_SIZE
         try:

@@ -139,3 +139,43 @@ def test_unusable_data_names_the_field(change, field):
 def test_data_not_an_object():
     with pytest.raises(InvalidEventData, match="^data: "):
         parse_file_downloaded(["x"])
+
+
+# -- found by tests/test_fuzz.py -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+14:00",  # year 0 in UTC
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "9999-12-31 23:59:59",  # naive, so UTC-3: year 10000 in UTC
+    ],
+)
+def test_date_times_that_no_database_can_store_are_not_date_times(text):
+    assert parse_datetime(text) is None
+    with pytest.raises(InvalidEventData, match=r"^data\.createdAt: "):
+        parse_file_downloaded(file_data(createdAt=text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0001-01-01T00:00:00Z", dt.datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59Z", dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31 20:59:59", dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_date_times_at_the_ends_of_the_storable_range_are_kept(text, expected):
+    assert parse_datetime(text) == expected
+
+
+def test_email_length_is_checked_on_the_lowercased_address():
+    # U+0130 lowercases to two characters: 130 characters become 255, over the 254 limit.
+    longest = "\u0130" * 124 + "@x.co"
+    assert len(longest.lower()) == 253
+    parsed = parse_file_downloaded(file_data(learner={"email": longest, "name": "x"}))
+    assert parsed.learner_email == longest.lower()
+    too_long = "\u0130" + longest
+    with pytest.raises(InvalidEventData, match=r"^data\.learner\.email: .*254"):
+        parse_file_downloaded(file_data(learner={"email": too_long, "name": "x"}))

@@ -366,3 +366,53 @@ def test_atomic_requests_still_commit_before_signals(deliver, settings, signal_l
     finally:
         settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
     assert len(signal_log.of(signals.file_downloaded)) == 1
+
+
+# -- found by tests/test_fuzz.py -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_date_out_of_the_storable_range_is_stored_as_none(deliver):
+    payload = sample_payload("nutror.file_downloaded")
+    payload["sentDate"] = "9999-12-31 23:59:59"  # year 10000 in UTC: was a 500
+    response = deliver(payload)
+    assert response.status_code == 200
+    assert response.json()["status"] == "processed"
+    assert WebhookEvent.objects.get().sent_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_created_at_out_of_the_storable_range_fails_the_event_naming_the_field(deliver):
+    # Was stored on PostgreSQL (and unreadable after) or failed with a traceback on SQLite.
+    payload = sample_payload("nutror.file_downloaded", createdAt="0001-01-01T00:00:00+14:00")
+    response = deliver(payload)
+    assert response.json()["status"] == "failed"
+    assert WebhookEvent.objects.get().error.startswith("data.createdAt: ")
+    assert FileDownload.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_email_too_long_once_lowercased_fails_the_event_naming_the_field(deliver):
+    # Was a database error on PostgreSQL (stored as a traceback), a 255-character row on SQLite.
+    learner = {"email": "\u0130" * 125 + "@x.co", "name": "x"}
+    response = deliver(sample_payload("nutror.file_downloaded", learner=learner))
+    assert response.json()["status"] == "failed"
+    assert WebhookEvent.objects.get().error.startswith("data.learner.email: ")
+    assert Learner.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"headers": {"accept": "text/html"}},  # was 406
+        {"headers": {"accept": "application/xml"}},  # was 406
+        {"QUERY_STRING": "format=xml"},  # was a 500 (DRF's format override raised Http404)
+    ],
+)
+def test_accept_header_and_format_query_never_refuse_an_event(deliver, extra):
+    response = deliver(sample_payload("nutror.file_downloaded"), **extra)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["status"] == "processed"
+    assert FileDownload.objects.count() == 1
