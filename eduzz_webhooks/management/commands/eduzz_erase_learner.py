@@ -42,17 +42,19 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if options["interactive"]:
+            yes = _("yes")
             question = _(
                 "This erases the personal data of %(emails)s for good. "
-                "Type 'yes' to continue, or 'no' to cancel: "
-            ) % {"emails": ", ".join(emails)}
+                "Type '%(yes)s' to continue, or '%(no)s' to cancel: "
+            ) % {"emails": ", ".join(emails), "yes": yes, "no": _("no")}
             try:
                 answer = input(question)
             except EOFError as exc:
                 raise CommandError(
                     _("No answer to the confirmation; pass --no-input to erase without it.")
                 ) from exc
-            if answer.strip().lower() != "yes":
+            # The English word is understood too, whatever the language of the question.
+            if answer.strip().lower() not in {"yes", yes.lower()}:
                 self.stdout.write(_("Erasure cancelled: nothing was changed."))
                 return
         for report in erase_learners(emails):

@@ -12,7 +12,7 @@ from typing import IO, Any, NamedTuple
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext, pgettext
 
 from ... import processing
 from ...exceptions import InvalidEnvelope
@@ -48,17 +48,20 @@ class Summary:
 
 
 class Command(BaseCommand):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Translated here, in the active language: argparse needs a str, not a lazy one.
-        self.help = _(
-            "Import Eduzz events from a file: JSON lines (one event per line) or a JSON array "
-            "of events. Each event goes through the webhook's processing: stored once, "
-            "deduplicated by its id, turned into records and announced by the signals. "
-            "Importing a file again creates nothing new; its failed events are processed "
-            "again, as a re-delivery from Eduzz would. Exits with an error when some entries "
-            "are not Eduzz events (they are listed)."
-        )
+    help = gettext_noop(
+        "Import Eduzz events from a file: JSON lines (one event per line) or a JSON array "
+        "of events. Each event goes through the webhook's processing: stored once, "
+        "deduplicated by its id, turned into records and announced by the signals. "
+        "Importing a file again creates nothing new; its failed events are processed "
+        "again, as a re-delivery from Eduzz would. Exits with an error when some entries "
+        "are not Eduzz events (they are listed)."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Translated when the command runs, in the active language.
+        parser.description = _(self.help)
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -189,15 +192,16 @@ class Command(BaseCommand):
 
     def _report(self, path: Path, summary: Summary) -> None:
         counts = summary.counts
+        # Their own context: heading a count, a label takes the plural in Portuguese.
         labels = {
-            "processed": _("processed"),
-            "failed": _("failed"),
-            "duplicate": _("duplicate"),
-            "queued": _("queued"),
-            "invalid": _("invalid"),
+            "processed": pgettext("import summary", "processed"),
+            "failed": pgettext("import summary", "failed"),
+            "duplicate": pgettext("import summary", "duplicate"),
+            "queued": pgettext("import summary", "queued"),
+            "invalid": pgettext("import summary", "invalid"),
             # Only inside a caller's transaction: the signals wait for its commit.
-            "pending": _("pending (signals after the caller's commit)"),
-            "ping": _("ping (ignored)"),
+            "pending": pgettext("import summary", "pending (signals after the caller's commit)"),
+            "ping": pgettext("import summary", "ping (ignored)"),
         }
         total = sum(counts.values())
         self.stdout.write(

@@ -7,10 +7,34 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
 
 from ... import processing
 from ...models import WebhookEvent
+
+# How each outcome reads after an event id, and counted in the summary ("3 processed").
+OUTCOMES: dict[str, tuple[Any, Any]] = {
+    "processed": (
+        gettext_lazy("processed"),
+        ngettext_lazy("%(count)d processed", "%(count)d processed", "count"),
+    ),
+    "failed": (
+        gettext_lazy("failed"),
+        ngettext_lazy("%(count)d failed", "%(count)d failed", "count"),
+    ),
+    "pending": (
+        gettext_lazy("pending"),
+        ngettext_lazy("%(count)d pending", "%(count)d pending", "count"),
+    ),
+    "pruned": (
+        gettext_lazy("pruned"),
+        ngettext_lazy("%(count)d pruned", "%(count)d pruned", "count"),
+    ),
+    "skipped": (
+        gettext_lazy("skipped"),
+        ngettext_lazy("%(count)d skipped", "%(count)d skipped", "count"),
+    ),
+}
 
 
 class Command(BaseCommand):
@@ -21,9 +45,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "event_ids", nargs="*", metavar="EVENT_ID", help=_("Eduzz event ids.")
-        )
+        parser.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help=_("Eduzz event ids."))
         parser.add_argument(
             "--failed", action="store_true", help=_("Replay every event whose status is failed.")
         )
@@ -62,7 +84,7 @@ class Command(BaseCommand):
             event = processing.claim(event_id, status, stale_after=stale_after)
             outcome = processing.process(event).outcome.value if event else "skipped"
             counts[outcome] += 1
-            self.stdout.write(f"{event_id}: {outcome}")
+            self.stdout.write(f"{event_id}: {OUTCOMES[outcome][0]}")
 
         if ids:
             statuses = dict(
@@ -90,5 +112,7 @@ class Command(BaseCommand):
             for event_id in events.values_list("event_id", flat=True).iterator():
                 replay(event_id, status)
 
-        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        summary = ", ".join(
+            OUTCOMES[outcome][1] % {"count": n} for outcome, n in sorted(counts.items())
+        )
         self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or _("nothing"))))

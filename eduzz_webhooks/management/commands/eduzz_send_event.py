@@ -10,17 +10,24 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ...conf import conf
-from ...signature import sign
 from ...events import SAMPLE_EVENTS, encode, sample_payload
+from ...signature import sign
 
 
 class Command(BaseCommand):
-    help = (
+    help = gettext_noop(
         "POST a correctly signed Eduzz event (a documented sample, or a JSON file) to a "
         "running server, and print the answer."
     )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Translated when the command runs, in the active language.
+        parser.description = _(self.help)
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -28,24 +35,29 @@ class Command(BaseCommand):
             nargs="?",
             default="nutror.file_downloaded",
             metavar="EVENT_TYPE|FILE",
-            help="A sample's event type (%s), or a JSON file with an envelope. "
-            "Default: nutror.file_downloaded." % ", ".join(SAMPLE_EVENTS),
+            help=_(
+                "A sample's event type (%(samples)s), or a JSON file with an envelope. "
+                "Default: nutror.file_downloaded."
+            )
+            % {"samples": ", ".join(SAMPLE_EVENTS)},
         )
         parser.add_argument(
             "--url",
             default=None,
-            help="The webhook's full URL. Default: http://127.0.0.1:8000 and the "
-            "eduzz_webhooks:webhook route.",
+            help=_(
+                "The webhook's full URL. Default: http://127.0.0.1:8000 and the "
+                "eduzz_webhooks:webhook route."
+            ),
         )
         parser.add_argument(
             "--secret",
             default=None,
-            help="Sign with this key instead of the first of EDUZZ_WEBHOOKS['SECRETS'].",
+            help=_("Sign with this key instead of the first of EDUZZ_WEBHOOKS['SECRETS']."),
         )
         parser.add_argument(
             "--keep-id",
             action="store_true",
-            help="Send the id as it is (to test duplicates) instead of a fresh one.",
+            help=_("Send the id as it is (to test duplicates) instead of a fresh one."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -67,7 +79,9 @@ class Command(BaseCommand):
         except urllib.error.HTTPError as exc:
             status, answer = exc.code, exc.read()
         except (urllib.error.URLError, OSError) as exc:
-            raise CommandError(_("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}) from exc
+            raise CommandError(
+                _("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}
+            ) from exc
         self.stdout.write(f"{payload['event']} {payload['id']} -> {url}")
         style = self.style.SUCCESS if 200 <= status < 300 else self.style.ERROR
         self.stdout.write(style(f"{status} {answer.decode('utf-8', 'replace')}"))
@@ -86,7 +100,9 @@ class Command(BaseCommand):
         try:
             payload = json.loads(path.read_text("utf-8"))
         except (ValueError, OSError) as exc:
-            raise CommandError(_("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}) from exc
+            raise CommandError(
+                _("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}
+            ) from exc
         if not isinstance(payload, dict):
             raise CommandError(_("%s must hold a JSON object (an Eduzz envelope).") % path)
         if not keep_id:
