@@ -34,7 +34,6 @@ from django.utils.translation import gettext_lazy as _
 from . import privacy, processing
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 
-
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
 else:
@@ -76,7 +75,9 @@ class DownloadCountAdmin(ReadOnlyAdmin):
     """Lists annotated with their number of downloads, sortable by it."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).annotate(download_count=Count("downloads"))
+        queryset: QuerySet[Any] = super().get_queryset(request)
+        annotated: QuerySet[Any] = queryset.annotate(download_count=Count("downloads"))
+        return annotated
 
     @admin.display(description=_("downloads"), ordering="download_count")
     def download_count(self, obj: Any) -> int:

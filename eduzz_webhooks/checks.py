@@ -111,7 +111,7 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
         from django.tasks import task_backends  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         try:
-            from django_tasks import task_backends  # type: ignore[no-redef,unused-ignore]
+            from django_tasks import task_backends  # type: ignore[no-redef,assignment,unused-ignore]
         except ImportError:
             return [
                 Error(

@@ -32,39 +32,39 @@ class Settings:
     """Typed, lazily-read view of ``settings.EDUZZ_WEBHOOKS``."""
 
     @property
-    def SECRETS(self) -> list[str]:  # noqa: N802 - mirrors the setting's key
+    def SECRETS(self) -> list[str]:
         value = _get("SECRETS")
         if isinstance(value, str):
             return [value]
         return list(value)
 
     @property
-    def VERIFY_SIGNATURE(self) -> bool:  # noqa: N802
+    def VERIFY_SIGNATURE(self) -> bool:
         return bool(_get("VERIFY_SIGNATURE"))
 
     @property
-    def MAX_BODY_SIZE(self) -> int:  # noqa: N802
+    def MAX_BODY_SIZE(self) -> int:
         return int(_get("MAX_BODY_SIZE"))
 
     @property
-    def NAIVE_DATETIME_TIMEZONE(self) -> zoneinfo.ZoneInfo:  # noqa: N802
+    def NAIVE_DATETIME_TIMEZONE(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(_get("NAIVE_DATETIME_TIMEZONE"))
 
     @property
-    def MAX_EVENT_AGE(self) -> float | None:  # noqa: N802
+    def MAX_EVENT_AGE(self) -> float | None:
         value = _get("MAX_EVENT_AGE")
         return None if value is None else float(value)
 
     @property
-    def PROCESS_IN_BACKGROUND(self) -> bool:  # noqa: N802
+    def PROCESS_IN_BACKGROUND(self) -> bool:
         return bool(_get("PROCESS_IN_BACKGROUND"))
 
     @property
-    def TASK_BACKEND(self) -> str:  # noqa: N802
+    def TASK_BACKEND(self) -> str:
         return str(_get("TASK_BACKEND"))
 
     @property
-    def PAYLOAD_RETENTION_DAYS(self) -> int | None:  # noqa: N802
+    def PAYLOAD_RETENTION_DAYS(self) -> int | None:
         value = _get("PAYLOAD_RETENTION_DAYS")
         return None if value is None else int(value)
 

@@ -12,9 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+
+def _concrete(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    assert isinstance(field, models.Field), name
+    assert field.column, name
+    return field
+
+
+def _columns(connection: BaseDatabaseWrapper, fields: Iterable[models.Field[Any, Any]]) -> str:
+    return ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
 
 
 _M = TypeVar("_M", bound=models.Model)
@@ -41,23 +54,21 @@ class EntityQuerySet(models.QuerySet[_M]):
                 [obj], update_conflicts=True, unique_fields=list(key), update_fields=update
             )
             return obj
-        meta = self.model._meta
-        qn = connection.ops.quote_name
-        fields = [meta.get_field(name) for name in (*key, *values)]
+        fields = [_concrete(self.model, name) for name in (*key, *values)]
         key_fields = fields[: len(key)]
-        out = [meta.pk, *(meta.get_field(name) for name in update)]
-        returning = ", ".join(qn(f.column) for f in out)  # type: ignore[arg-type]
-        where = " AND ".join(f"{qn(f.column)} = %s" for f in key_fields)  # type: ignore[arg-type]
-        table = qn(meta.db_table)
+        out = [_concrete(self.model, "pk"), *(_concrete(self.model, name) for name in update)]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        returning = _columns(connection, out)
+        where = " AND ".join(f"{_columns(connection, [f])} = %s" for f in key_fields)
         sql = (
-            f"WITH new AS (INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "  # type: ignore[arg-type]
+            f"WITH new AS (INSERT INTO {table} ({_columns(connection, fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({', '.join(qn(f.column) for f in key_fields)}) DO NOTHING "  # type: ignore[arg-type]
+            f"ON CONFLICT ({_columns(connection, key_fields)}) DO NOTHING "
             f"RETURNING {returning}) "
             f"SELECT {returning} FROM new UNION ALL "
             f"SELECT {returning} FROM {table} WHERE {where} LIMIT 1"
         )
-        params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
         with connection.cursor() as cursor:
             # A row inserted by a transaction that committed after this
             # statement's snapshot is invisible to it: ask again.
@@ -67,14 +78,14 @@ class EntityQuerySet(models.QuerySet[_M]):
                 if row is not None:
                     break
             else:
-                raise self.model.DoesNotExist(f"{self.model.__name__} {key} vanished")
+                raise ObjectDoesNotExist(f"{self.model.__name__} {key} vanished")
         obj.pk = row[0]
         obj._state.adding = False
         obj._state.db = self.db
         changed = {
-            f.attname: getattr(obj, f.attname)  # type: ignore[union-attr]
+            f.attname: getattr(obj, f.attname)
             for f, current in zip(out[1:], row[1:], strict=True)
-            if f.to_python(current) != getattr(obj, f.attname)  # type: ignore[union-attr]
+            if f.to_python(current) != getattr(obj, f.attname)
         }
         if changed:
             self.filter(pk=obj.pk).update(**changed)
@@ -94,12 +105,11 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
         meta = self.model._meta
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         connection = connections[self.db]
-        qn = connection.ops.quote_name
         sql = (
-            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({qn(meta.get_field('event_id').column)}) DO NOTHING "
-            f"RETURNING {qn(meta.pk.column)}"
+            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "
+            f"({_columns(connection, fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({_columns(connection, [_concrete(self.model, 'event_id')])}) "
+            f"DO NOTHING RETURNING {_columns(connection, [_concrete(self.model, 'pk')])}"
         )
         params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
         with connection.cursor() as cursor:
@@ -167,7 +177,9 @@ class Producer(models.Model):
         verbose_name = _("producer")
         verbose_name_plural = _("producers")
         ordering = ["email"]
-        constraints = [models.UniqueConstraint(fields=["email"], name="eduzz_producer_email_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["email"], name="eduzz_producer_email_unique")
+        ]
 
     def __str__(self) -> str:
         return self.name or self.email

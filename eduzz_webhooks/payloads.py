@@ -135,7 +135,7 @@ def parse_datetime(value: Any) -> dt.datetime | None:
 # -- event data ---------------------------------------------------------------
 
 
-class _Text(serializers.Field):
+class _Text(serializers.Field[str, str, str, Any]):
     """A name or title: a string, or absent/null for blank."""
 
     default_error_messages = {"invalid": gettext_lazy("Must be a string.")}
@@ -157,7 +157,7 @@ class _Text(serializers.Field):
         return data.strip()
 
 
-class _Identifier(serializers.Field):
+class _Identifier(serializers.Field[str, Any, str, Any]):
     """An Eduzz identifier: a non-empty string, or a number (kept as its text)."""
 
     default_error_messages = {
@@ -199,7 +199,7 @@ class _Email(_Identifier):
         return text
 
 
-class _EduzzDateTime(serializers.Field):
+class _EduzzDateTime(serializers.Field[dt.datetime, Any, str, Any]):
     default_error_messages = {
         "invalid": gettext_lazy(
             "Must be a date-time such as 2023-09-25T19:04:09Z or 2023-09-06 17:32:14."
@@ -216,7 +216,7 @@ class _EduzzDateTime(serializers.Field):
 class _Producer(serializers.Serializer[Any]):
     email = _Email()
     name = _Text()
-    eduzzId = _Identifier(max_length=64, required=False, allow_null=True)  # noqa: N815
+    eduzzId = _Identifier(max_length=64, required=False, allow_null=True)
 
 
 class _Person(serializers.Serializer[Any]):
@@ -240,7 +240,7 @@ class _FileDownloaded(serializers.Serializer[Any]):
     course = _Course(required=False)
     courses = _Course(many=True, required=False)
     lesson = _Lesson()
-    createdAt = _EduzzDateTime()  # noqa: N815
+    createdAt = _EduzzDateTime()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         course = attrs.get("course") or next(iter(attrs.get("courses") or []), None)

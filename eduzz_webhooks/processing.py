@@ -301,7 +301,9 @@ def _describe_receiver_errors(errors: list[tuple[Any, Exception]]) -> str:
     # send_robust has logged each of them already (logger "django.dispatch").
     parts = []
     for receiver, exc in errors:
-        name = f"{getattr(receiver, '__module__', '?')}.{getattr(receiver, '__qualname__', receiver)}"
+        name = (
+            f"{getattr(receiver, '__module__', '?')}.{getattr(receiver, '__qualname__', receiver)}"
+        )
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         parts.append(f"Receiver {name} raised:\n{detail}")
     return "\n".join(parts)

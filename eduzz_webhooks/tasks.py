@@ -18,7 +18,7 @@ from .conf import conf
 try:
     from django.tasks import task, task_backends  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import task, task_backends  # type: ignore[no-redef,unused-ignore]
+    from django_tasks import task, task_backends  # type: ignore[no-redef,assignment,unused-ignore]
 
 
 @task(backend=conf.TASK_BACKEND)

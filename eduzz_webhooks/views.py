@@ -119,7 +119,9 @@ class WebhookView(APIView):
             size=size,
         )
 
-    def _reject(self, request: Request, code: int, detail: str, size: int | None = None) -> Response:
+    def _reject(
+        self, request: Request, code: int, detail: str, size: int | None = None
+    ) -> Response:
         # Enough to debug a rejected delivery, never the body or a secret.
         logger.warning(
             "Eduzz webhook rejected with %d: %s (body %s bytes, from %s)",

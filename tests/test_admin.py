@@ -19,7 +19,9 @@ def staff(client):
     """A staff user with only the view permissions of this app."""
     user = User.objects.create_user("staff", password="pw", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="eduzz_webhooks", codename__startswith="view_")
+        Permission.objects.filter(
+            content_type__app_label="eduzz_webhooks", codename__startswith="view_"
+        )
     )
     client.force_login(user)
     return client
@@ -96,7 +98,7 @@ def test_event_page_shows_pretty_payload_and_error(staff):
     )
     response = staff.get(reverse("admin:eduzz_webhooks_webhookevent_change", args=[event.pk]))
     content = response.content.decode()
-    assert '&quot;nome&quot;: &quot;João&quot;' in content
+    assert "&quot;nome&quot;: &quot;João&quot;" in content
     assert "data.learner.email: This field is required." in content
 
 
@@ -112,7 +114,9 @@ def test_events_filter_by_status_and_search_by_id(staff):
 def test_replay_action_needs_its_permission(staff):
     event = WebhookEventFactory(status=WebhookEvent.Status.FAILED)
     response = staff.get(changelist("webhookevent"))
-    assert "replay" not in dict(response.context["cl"].model_admin.get_actions(response.wsgi_request))
+    assert "replay" not in dict(
+        response.context["cl"].model_admin.get_actions(response.wsgi_request)
+    )
     response = staff.post(
         changelist("webhookevent"), {"action": "replay", "_selected_action": [event.pk]}
     )

@@ -66,7 +66,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "PYTHONPATH": str(PROJECT),
     }
     manage(env, "migrate", "--no-input")
-    manage(env, "createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com")
+    manage(
+        env, "createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com"
+    )
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],

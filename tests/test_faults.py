@@ -373,7 +373,7 @@ def test_worker_killed_while_its_receiver_runs_leaves_the_event_to_replay(
     marker = tmp_path / "receiver-running"
     log = tmp_path / "worker.log"
     with log.open("w") as stderr:
-        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        worker = subprocess.Popen(
             [sys.executable, "-m", "tests.crashing_worker", str(marker), json.dumps(payload)],
             cwd=ROOT,
             env={

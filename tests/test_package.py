@@ -49,7 +49,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sdist_and_wheel_pass_twine_check(dist: Path) -> None:
     files = sorted(dist.iterdir())
-    assert [f.suffix for f in files] == [".gz", ".whl"]
+    assert sorted(f.suffix for f in files) == [".gz", ".whl"]
     assert "PASSED" in run(sys.executable, "-m", "twine", "check", "--strict", *files)
 
 
@@ -70,19 +70,22 @@ def test_sdist_contains_the_package_docs_and_tests(dist: Path) -> None:
 
 def test_installed_wheel_runs_the_example_project(dist: Path, tmp_path: Path) -> None:
     (wheel,) = dist.glob("*.whl")
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv)
-    python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", f"{wheel}[example]")
-    project = tmp_path / "example_project"
-    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("*.sqlite3"))
+    # A clean environment: no PYTHONPATH pointing at this checkout.
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }
-    # Imported from the installed wheel, not from this checkout.
-    where = run(python, "-c", "import eduzz_webhooks; print(eduzz_webhooks.__file__)", cwd=project)
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv, env=env)
+    python = venv / "bin" / "python"
+    run(python, "-m", "pip", "install", "--quiet", f"{wheel}[example]", env=env)
+    project = tmp_path / "example_project"
+    shutil.copytree(ROOT / "example_project", project, ignore=shutil.ignore_patterns("*.sqlite3"))
+    # Imported from the installed wheel, not from this checkout (no PYTHONPATH in env).
+    where = run(
+        python, "-c", "import eduzz_webhooks; print(eduzz_webhooks.__file__)", cwd=project, env=env
+    )
     assert where.startswith(str(venv))
     run(python, "manage.py", "check", "--fail-level", "WARNING", cwd=project, env=env)
     run(python, "manage.py", "migrate", "--no-input", cwd=project, env=env)

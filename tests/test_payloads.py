@@ -137,7 +137,7 @@ def test_unusable_data_names_the_field(change, field):
 
 
 def test_data_not_an_object():
-    with pytest.raises(InvalidEventData, match="^data: "):
+    with pytest.raises(InvalidEventData, match=r"^data: "):
         parse_file_downloaded(["x"])
 
 

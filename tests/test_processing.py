@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -150,10 +151,8 @@ def test_concurrent_events_sharing_learner_and_course_do_not_conflict(signal_log
     def post(payload):
         from django.test import Client
 
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
         try:
             return post_event(Client(), payload).status_code
         finally:

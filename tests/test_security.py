@@ -54,7 +54,11 @@ def test_a_rejection_is_logged_without_body_or_secret(client, caplog, headers, r
     body = encode(sample_payload("nutror.file_downloaded", learner={"email": "x@pessoa.com"}))
     with caplog.at_level(logging.WARNING, logger="eduzz_webhooks"):
         response = client.post(
-            "/eduzz/", body, content_type="application/json", headers=headers, REMOTE_ADDR="203.0.113.9"
+            "/eduzz/",
+            body,
+            content_type="application/json",
+            headers=headers,
+            REMOTE_ADDR="203.0.113.9",
         )
     assert response.status_code == 401
     (record,) = [r for r in caplog.records if r.name.startswith("eduzz_webhooks")]

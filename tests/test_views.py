@@ -74,7 +74,9 @@ def test_signature_over_other_bytes_of_the_same_json_is_refused(client):
 
 
 def test_every_configured_secret_is_accepted(deliver):
-    response = deliver(sample_payload("nutror.file_downloaded"), secret="rotated-secret-fedcba9876543210")
+    response = deliver(
+        sample_payload("nutror.file_downloaded"), secret="rotated-secret-fedcba9876543210"
+    )
     assert response.status_code == 200
 
 
@@ -87,7 +89,9 @@ def test_empty_secrets_never_switch_verification_off(client, settings):
     assert nothing_stored()
 
 
-def test_verification_can_be_switched_off_explicitly(client, settings, django_capture_on_commit_callbacks):
+def test_verification_can_be_switched_off_explicitly(
+    client, settings, django_capture_on_commit_callbacks
+):
     settings.EDUZZ_WEBHOOKS = {"SECRETS": [], "VERIFY_SIGNATURE": False}
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -142,7 +146,11 @@ def test_authentic_event_is_stored_with_its_envelope(deliver):
     payload = sample_payload("nutror.file_downloaded")
     response = deliver(payload)
     assert response.status_code == 200
-    assert response.json() == {"detail": "Event received.", "id": payload["id"], "status": "processed"}
+    assert response.json() == {
+        "detail": "Event received.",
+        "id": payload["id"],
+        "status": "processed",
+    }
     event = WebhookEvent.objects.get()
     assert event.event_id == payload["id"]
     assert event.event_type == "nutror.file_downloaded"
@@ -202,7 +210,9 @@ def test_redelivery_of_a_failed_event_processes_it_again(deliver, signal_log, co
 def test_file_downloaded_becomes_linked_records(deliver):
     payload = sample_payload("nutror.file_downloaded")
     deliver(payload)
-    download = FileDownload.objects.select_related("event", "learner", "course", "lesson", "producer").get()
+    download = FileDownload.objects.select_related(
+        "event", "learner", "course", "lesson", "producer"
+    ).get()
     assert download.event.event_id == payload["id"]
     assert download.learner.email == "learner@eduzz.com"
     assert download.learner.name == "Ciclano da Silva"
