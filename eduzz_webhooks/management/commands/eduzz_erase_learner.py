@@ -2,25 +2,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ...privacy import erase_learners, normalize_email
+from ..base import EduzzCommand
 
 
-class Command(BaseCommand):
+class Command(EduzzCommand):
     help = gettext_noop(
         "Erase the personal data of learners (LGPD): their learner (and producer) rows are "
         "anonymised and keep their downloads, and every stored payload that mentions them is "
         "scrubbed. Counts stay; nothing can be undone."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Translated when the command runs, in the active language.
-        parser.description = _(self.help)
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext, pgettext
 
@@ -18,6 +18,7 @@ from ... import processing
 from ...exceptions import InvalidEnvelope
 from ...models import WebhookEvent
 from ...payloads import Envelope, parse_envelope
+from ..base import EduzzCommand
 
 BOM = b"\xef\xbb\xbf"
 # Entries listed by name in the summary, per kind; the rest are only counted.
@@ -47,7 +48,7 @@ class Summary:
             listed.append(detail)
 
 
-class Command(BaseCommand):
+class Command(EduzzCommand):
     help = gettext_noop(
         "Import Eduzz events from a file: JSON lines (one event per line) or a JSON array "
         "of events. Each event goes through the webhook's processing: stored once, "
@@ -56,12 +57,6 @@ class Command(BaseCommand):
         "again, as a re-delivery from Eduzz would. Exits with an error when some entries "
         "are not Eduzz events (they are listed)."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Translated when the command runs, in the active language.
-        parser.description = _(self.help)
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -2,29 +2,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ...conf import conf
 from ...privacy import prune_payloads
+from ..base import EduzzCommand
 
 SETTING = "EDUZZ_WEBHOOKS['PAYLOAD_RETENTION_DAYS']"
 
 
-class Command(BaseCommand):
+class Command(EduzzCommand):
     help = gettext_noop(
         "Anonymise the stored payloads of events received more than N days ago: each keeps only "
         "its id, event, sentDate and a 'pruned' marker, so deduplication, the admin and counts "
         "keep working; downloads and other records are kept. Only processed events are pruned: "
         "a failed or not yet processed event keeps its whole payload, which a replay needs."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Translated when the command runs, in the active language.
-        parser.description = _(self.help)
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

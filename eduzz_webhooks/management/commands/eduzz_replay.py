@@ -4,13 +4,14 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
 
 from ... import processing
 from ...models import WebhookEvent
+from ..base import EduzzCommand
 
 # How each outcome reads after an event id, and counted in the summary ("3 processed").
 OUTCOMES: dict[str, tuple[Any, Any]] = {
@@ -37,7 +38,7 @@ OUTCOMES: dict[str, tuple[Any, Any]] = {
 }
 
 
-class Command(BaseCommand):
+class Command(EduzzCommand):
     help = gettext_noop(
         "Run processing and signals again for stored Eduzz events: the given ids, every "
         "failed event, or events a crashed worker left unprocessed. Each event is claimed "
@@ -67,11 +68,6 @@ class Command(BaseCommand):
                 "'received' events given by id (default: %(default)s)."
             ),
         )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
-        # Translated at run time, in the active language, not at import.
-        self.help = _(type(self).help)
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[str] = options["event_ids"]

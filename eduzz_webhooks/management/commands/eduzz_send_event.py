@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -15,19 +15,14 @@ from django.utils.translation import gettext_noop
 from ...conf import conf
 from ...events import SAMPLE_EVENTS, encode, sample_payload
 from ...signature import sign
+from ..base import EduzzCommand
 
 
-class Command(BaseCommand):
+class Command(EduzzCommand):
     help = gettext_noop(
         "POST a correctly signed Eduzz event (a documented sample, or a JSON file) to a "
         "running server, and print the answer."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Translated when the command runs, in the active language.
-        parser.description = _(self.help)
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
