@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import status
@@ -34,6 +35,7 @@ class WebhookView(APIView):
     throttle_classes: list[Any] = []
     renderer_classes = [JSONRenderer]
     parser_classes: list[Any] = []  # the raw body is read and parsed here, once
+    metadata_class = None  # POST only: OPTIONS describes nothing (405)
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
@@ -103,6 +105,9 @@ class WebhookView(APIView):
                 {"detail": _("The database is unavailable; please retry later.")},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
+        if isinstance(exc, (Http404, PermissionDenied)):
+            # Django's own exceptions, which DRF answers as 404/403: JSON, like the rest.
+            return super().handle_exception(exc)
         if not isinstance(exc, APIException):
             logger.exception("Eduzz webhook: unexpected error")
             return Response(

@@ -426,3 +426,9 @@ def test_accept_header_and_format_query_never_refuse_an_event(deliver, extra):
     assert response["Content-Type"] == "application/json"
     assert response.json()["status"] == "processed"
     assert FileDownload.objects.count() == 1
+
+
+def test_options_is_refused_like_every_method_but_post(client):
+    response = client.options(URL)
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "OPTIONS" not allowed.'}
