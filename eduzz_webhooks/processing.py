@@ -292,9 +292,19 @@ def _finish(event: WebhookEvent, status: str, error: str) -> None:
     event.status = status
     event.error = error
     event.processed_at = timezone.now() if status == WebhookEvent.Status.PROCESSED else None
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        status=event.status, error=event.error, processed_at=event.processed_at
-    )
+    events = WebhookEvent.objects.filter(pk=event.pk)
+    values = {"status": event.status, "error": event.error, "processed_at": event.processed_at}
+    try:
+        events.update(**values)
+    except UNAVAILABLE:
+        # The connection died after the records' commit and the signals: one
+        # more try on a new connection spares the event a replay that would
+        # announce it again. Inside a caller's transaction there is no retry.
+        connection = transaction.get_connection(events.db)
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        events.update(**values)
 
 
 def _describe_receiver_errors(errors: list[tuple[Any, Exception]]) -> str:

@@ -8,6 +8,7 @@ event's final status is written after the signals.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -447,3 +448,21 @@ def test_concurrent_events_sharing_entities_neither_deadlock_nor_conflict(
     expected = Counter(payload["id"] for payload in payloads)
     assert signal_counts(signal_log, signals.file_downloaded) == expected
     assert signal_counts(signal_log, signals.event_received) == expected
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_status_update_survives_a_connection_lost_after_the_signals(client, connect):
+    """A connection that dies after the signals gets one retry, so the event ends processed."""
+
+    def lose_connection(sender, **kwargs):
+        with connection.cursor() as cursor, contextlib.suppress(Exception):
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    connect(signals.event_received, lose_connection)
+    response = post_event(client, sample_payload("nutror.file_downloaded"))
+    assert response.status_code == 200
+    assert response.json()["status"] == "processed"
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.PROCESSED
+    assert FileDownload.objects.count() == 1
