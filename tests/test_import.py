@@ -249,16 +249,21 @@ def test_missing_or_unreadable_files_and_bad_options(tmp_path):
 
 @pytest.mark.postgres
 def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, events, connect):
-    def lose_the_connection(sender, event, **kwargs):
+    port = connection.settings_dict["PORT"]
+
+    def lose_the_database(sender, event, **kwargs):
         if event.event_id == events[1]["id"]:
+            # The server goes away: the connection dies and reconnecting fails too.
+            connection.settings_dict["PORT"] = "1"
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
-    connect(signals.event_received, lose_the_connection)
+    connect(signals.event_received, lose_the_database)
     path = json_lines(tmp_path / "events.jsonl", events)
     try:
         out = run(path)
     finally:
+        connection.settings_dict["PORT"] = port
         connection.close()  # the next query reconnects
     assert f"Imported {path}: 1 entry.\n  processed: 1\n" in out
     assert "CommandError: The database is unavailable (" in out
@@ -267,7 +272,7 @@ def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, event
     statuses = dict(WebhookEvent.objects.values_list("event_id", "status"))
     assert statuses == {events[0]["id"]: "processed", events[1]["id"]: "received"}
 
-    signals.event_received.disconnect(lose_the_connection)
+    signals.event_received.disconnect(lose_the_database)
     out = run(path)
     assert "  processed: 1\n  failed: 0\n  duplicate: 2\n" in out
     call_command("eduzz_replay", "--pending", "--older-than", "0", stdout=io.StringIO())
