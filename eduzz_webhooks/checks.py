@@ -86,18 +86,20 @@ def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
                 id="eduzz_webhooks.E007",
             )
         )
-    for key, minimum, optional in (
-        ("MAX_BODY_SIZE", 1, False),
-        ("MAX_EVENT_AGE", 1, True),
-        ("PAYLOAD_RETENTION_DAYS", 0, True),
+    # (key, accepted types, minimum, None allowed); the types are those conf.py reads.
+    for key, types, minimum, optional in (
+        ("MAX_BODY_SIZE", (int,), 1, False),
+        ("MAX_EVENT_AGE", (int, float), 0.001, True),
+        ("PAYLOAD_RETENTION_DAYS", (int,), 0, True),
     ):
         value = config.get(key, DEFAULTS[key])
         if value is None and optional:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if isinstance(value, bool) or not isinstance(value, types) or not value >= minimum:
+            kind = "a whole number" if types == (int,) else "a number of seconds"
             messages.append(
                 Error(
-                    f"EDUZZ_WEBHOOKS[{key!r}] must be a whole number of at least {minimum}"
+                    f"EDUZZ_WEBHOOKS[{key!r}] must be {kind} of at least {minimum}"
                     + (" or None." if optional else "."),
                     hint=f"It is {value!r}; see the settings reference.",
                     id="eduzz_webhooks.E008",

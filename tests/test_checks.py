@@ -106,6 +106,8 @@ def test_e007_use_tz_is_required(settings):
         ("MAX_BODY_SIZE", "1mb"),
         ("MAX_EVENT_AGE", True),
         ("MAX_EVENT_AGE", -5),
+        ("MAX_EVENT_AGE", float("nan")),
+        ("MAX_EVENT_AGE", "1h"),
         ("PAYLOAD_RETENTION_DAYS", -1),
         ("PAYLOAD_RETENTION_DAYS", 30.5),
     ],
@@ -119,7 +121,12 @@ def test_e008_numbers_must_be_whole_and_in_range(settings, key, value):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("MAX_EVENT_AGE", None), ("MAX_EVENT_AGE", 86400), ("PAYLOAD_RETENTION_DAYS", 0)],
+    [
+        ("MAX_EVENT_AGE", None),
+        ("MAX_EVENT_AGE", 86400),
+        ("MAX_EVENT_AGE", 0.5),
+        ("PAYLOAD_RETENTION_DAYS", 0),
+    ],
 )
 def test_valid_numbers_pass(settings, key, value):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
