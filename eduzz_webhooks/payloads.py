@@ -54,8 +54,11 @@ def parse_envelope(body: bytes) -> Envelope:
     if not isinstance(payload, dict):
         raise InvalidEnvelope(_("The body must be a JSON object."))
     # Escapes are the only way to smuggle NUL or lone surrogates, which
-    # PostgreSQL cannot store; the walk also bounds the nesting depth.
-    payload = _clean(payload, 0, sanitize="\\u" in text)
+    # PostgreSQL cannot store; the walk also bounds the nesting depth. Without
+    # escapes and with fewer brackets than that depth there is nothing to do.
+    sanitize = "\\u" in text
+    if sanitize or text.count("{") + text.count("[") > MAX_DEPTH:
+        payload = _clean(payload, 0, sanitize=sanitize)
     for key in ("id", "event"):
         value = payload.get(key)
         if not isinstance(value, str) or not value.strip():

@@ -44,9 +44,16 @@ class WebhookView(APIView):
         return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # Always JSON: an Accept header or a ?format= that JSON can't satisfy
-        # must not refuse (406, or 404 for ?format=) an authentic delivery.
-        return super().perform_content_negotiation(request, force=True)
+        # Always JSON, without parsing Accept: an Accept header or a ?format=
+        # that JSON can't satisfy must not refuse (406, or 404 for ?format=)
+        # an authentic delivery.
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+    def perform_authentication(self, request: Request) -> None:
+        # Nobody logs in here (the signature is checked below): don't build a
+        # request.user that nothing reads.
+        pass
 
     def post(self, request: Request) -> Response:
         limit = conf.MAX_BODY_SIZE
