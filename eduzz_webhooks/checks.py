@@ -132,6 +132,16 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
                 id="eduzz_webhooks.E005",
             )
         ]
+    if str(task_backends.settings[alias].get("BACKEND", "")).endswith(".ImmediateBackend"):
+        return [
+            Warning(
+                "EDUZZ_WEBHOOKS['PROCESS_IN_BACKGROUND'] is on with ImmediateBackend, which "
+                "processes events in the request that stores them, and more slowly.",
+                hint="Use a backend with workers (django-tasks-db, RQ, Celery), or turn "
+                "PROCESS_IN_BACKGROUND off.",
+                id="eduzz_webhooks.W004",
+            )
+        ]
     return []
 
 

@@ -9,11 +9,12 @@ constraint get no index of their own, for the same reason.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import connections, models
+from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -92,7 +93,9 @@ class EntityQuerySet(models.QuerySet[_M]):
         return obj
 
 
-class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+class WebhookEventManager(models.Manager["WebhookEvent"]):
+    # Manager methods, not QuerySet ones: every delivery calls them, and a
+    # QuerySet built for nothing costs as much as the rest of the call.
     def insert_if_new(self, **values: Any) -> WebhookEvent | None:
         """Insert an event unless its ``event_id`` is stored already.
 
@@ -101,26 +104,69 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
         without a check-then-insert race. Returns the new event, or ``None`` for
         a duplicate. Works on PostgreSQL and SQLite 3.35+.
         """
+        return self._insert_if_new(values)[0]
+
+    def insert_if_new_seeing_drain(
+        self, requested_since: dt.datetime, **values: Any
+    ) -> tuple[WebhookEvent | None, bool]:
+        """:meth:`insert_if_new`, and whether a drain was requested since ``requested_since``.
+
+        Both in one statement. The second is read in that statement's snapshot,
+        before the event is committed (see :mod:`eduzz_webhooks.tasks` for why
+        that is enough); it is ``False`` for a duplicate.
+        """
+        event, seen = self._insert_if_new(values, requested_since)
+        return event, bool(seen)
+
+    def _insert_if_new(
+        self, values: dict[str, Any], requested_since: dt.datetime | None = None
+    ) -> tuple[WebhookEvent | None, Any]:
+        db = self._db or router.db_for_write(self.model)
+        connection = connections[db]
         event = self.model(**values)
-        meta = self.model._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
-        connection = connections[self.db]
-        sql = (
-            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "
-            f"({_columns(connection, fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({_columns(connection, [_concrete(self.model, 'event_id')])}) "
-            f"DO NOTHING RETURNING {_columns(connection, [_concrete(self.model, 'pk')])}"
-        )
+        seeing_drain = requested_since is not None
+        sql, fields = _insert_if_new_sql(connection, seeing_drain)
         params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+        if seeing_drain:
+            requested_at = _concrete(DrainRequest, "requested_at")
+            params += [requested_at.get_db_prep_value(requested_since, connection), DrainRequest.PK]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
-            return None
+            return None, None
         event.pk = row[0]
         event._state.adding = False
-        event._state.db = self.db
-        return event
+        event._state.db = db
+        return event, row[1] if seeing_drain else None
+
+
+_INSERT_SQL: dict[tuple[str, bool], tuple[str, list[models.Field[Any, Any]]]] = {}
+
+
+def _insert_if_new_sql(
+    connection: BaseDatabaseWrapper, seeing_drain: bool
+) -> tuple[str, list[models.Field[Any, Any]]]:
+    """The statement of ``insert_if_new`` and the fields of its parameters, built once."""
+    key = (connection.vendor, seeing_drain)
+    if key not in _INSERT_SQL:
+        meta = WebhookEvent._meta
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        sql = (
+            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "
+            f"({_columns(connection, fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({_columns(connection, [_concrete(WebhookEvent, 'event_id')])}) "
+            f"DO NOTHING RETURNING {_columns(connection, [_concrete(WebhookEvent, 'pk')])}"
+        )
+        if seeing_drain:
+            requested_at = _concrete(DrainRequest, "requested_at")
+            sql += (
+                f", (SELECT {_columns(connection, [requested_at])} > %s"
+                f" FROM {connection.ops.quote_name(DrainRequest._meta.db_table)}"
+                f" WHERE {_columns(connection, [_concrete(DrainRequest, 'pk')])} = %s)"
+            )
+        _INSERT_SQL[key] = sql, fields
+    return _INSERT_SQL[key]
 
 
 class WebhookEvent(models.Model):
@@ -147,7 +193,7 @@ class WebhookEvent(models.Model):
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveIntegerField(_("processing attempts"), default=0)
 
-    objects = WebhookEventQuerySet.as_manager()
+    objects = WebhookEventManager()
 
     class Meta:
         verbose_name = _("webhook event")
@@ -162,6 +208,28 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class DrainRequest(models.Model):
+    """Background mode's bookkeeping: whether a ``drain`` task waits in the queue.
+
+    One row. The delivery that enqueues a drain sets ``requested_at``; the
+    drain clears it when it starts, so that the next delivery enqueues
+    another. Deliveries in between enqueue nothing: the waiting drain will
+    see their events. See :func:`eduzz_webhooks.tasks.wake`.
+    """
+
+    requested_at = models.DateTimeField(_("requested at"), null=True, blank=True)
+
+    PK = 1  # the primary key of the one row
+
+    class Meta:
+        verbose_name = _("drain request")
+        verbose_name_plural = _("drain requests")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"drain requested at {self.requested_at}"
 
 
 class Producer(models.Model):

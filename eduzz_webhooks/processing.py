@@ -13,6 +13,7 @@ semantics:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import logging
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -148,12 +149,14 @@ def receive(envelope: Envelope) -> Result:
     }
     record = None
     try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.insert_if_new(**values)
-            if event and background:
-                tasks().enqueue(event.pk)
-            elif event and handler and not error:
-                record = handler.store(event, data)
+        if background:
+            # Usually one statement, committed on its own: a worker does the rest.
+            event = tasks().store(values)
+        else:
+            with transaction.atomic():
+                event = WebhookEvent.objects.insert_if_new(**values)
+                if event and handler and not error:
+                    record = handler.store(event, data)
     except UNAVAILABLE:
         raise
     except Exception:
@@ -233,6 +236,33 @@ def claim(
     return WebhookEvent.objects.get(event_id=event_id) if claimed else None
 
 
+def claim_next() -> tuple[WebhookEvent, bool] | None:
+    """Take the oldest event that waits for a background attempt (``received``, not started).
+
+    The same compare-and-set as :func:`claim` starts and counts the attempt,
+    so concurrent drains never take one event twice; on PostgreSQL they also
+    skip the rows another is taking (``FOR UPDATE SKIP LOCKED``) instead of
+    all racing for the oldest. Returns the event, and whether more are
+    waiting; or ``None`` when none is.
+    """
+    waiting = WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
+    ).order_by("received_at")
+    lock = connections[waiting.db].features.has_select_for_update_skip_locked
+    if lock:
+        waiting = waiting.select_for_update(skip_locked=True)
+    while True:
+        with transaction.atomic() if lock else contextlib.nullcontext():
+            pks = list(waiting.values_list("pk", flat=True)[:2])
+            if not pks:
+                return None
+            started = WebhookEvent.objects.filter(
+                pk=pks[0], status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
+            ).update(claimed_at=timezone.now(), attempts=F("attempts") + 1)
+        if started:
+            return WebhookEvent.objects.get(pk=pks[0]), len(pks) > 1
+
+
 def stale(cutoff: dt.datetime) -> Q:
     """Events whose last attempt (or, if none started, whose arrival) is older than ``cutoff``."""
     return Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, received_at__lt=cutoff)
@@ -259,10 +289,9 @@ def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
 
 def _retry_if_failed(event_id: str, *, background: bool) -> Result:
     if background:
-        with transaction.atomic():
-            event = claim(event_id, queued=True)
-            if event:
-                tasks().enqueue(event.pk)
+        event = claim(event_id, queued=True)
+        if event:
+            tasks().wake_on_commit()
         return Result(event, Outcome.QUEUED if event else Outcome.DUPLICATE)
     event = claim(event_id)
     return process(event) if event else Result(None, Outcome.DUPLICATE)

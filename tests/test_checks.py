@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 
+import django
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -70,6 +71,15 @@ def test_e005_background_needs_a_known_task_backend(settings):
     assert check_settings() == []
     settings.EDUZZ_WEBHOOKS["TASK_BACKEND"] = "nope"
     assert ids(check_settings()) == ["eduzz_webhooks.E005"]
+
+
+def test_w004_background_with_the_immediate_backend(settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    immediate = "django.tasks.backends.immediate.ImmediateBackend"
+    if django.VERSION < (6, 0):
+        immediate = "django_tasks.backends.immediate.ImmediateBackend"
+    settings.TASKS = {"default": {"BACKEND": immediate}}
+    assert ids(check_settings()) == ["eduzz_webhooks.W004"]
 
 
 def test_e004_background_needs_the_tasks_framework(settings, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from eduzz_webhooks.models import DrainRequest
 from eduzz_webhooks.testing import FileDownloadFactory, post_event, sample_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,11 +94,22 @@ def test_other_event_type(client):
     ]
 
 
-def test_background_mode_stores_and_enqueues_only(client, settings):
+def test_background_mode_delivery_while_a_drain_waits(client, settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    post_event(client, sample_payload("nutror.file_downloaded"))  # enqueues the drain
+    queries = statements(client, sample_payload("nutror.file_downloaded"))
+    # The insert also reads the drain request: one statement, one commit, no task.
+    assert tables(queries) == ['INSERT INTO "eduzz_webhooks_webhookevent"']
+
+
+def test_background_mode_delivery_that_enqueues_the_drain(client, settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    DrainRequest.objects.create(pk=DrainRequest.PK, requested_at=None)  # a drain started
     queries = statements(client, sample_payload("nutror.file_downloaded"))
     assert tables(queries) == [
         'INSERT INTO "eduzz_webhooks_webhookevent"',
+        'SELECT "eduzz_webhooks_drainrequest"."requested_at" AS',  # after the commit
+        'UPDATE "eduzz_webhooks_drainrequest" SET',
         'INSERT INTO "django_tasks_database_dbtaskresult"',
     ]
 
@@ -108,3 +120,11 @@ def test_records_commit_in_one_transaction(client):
     assert queries[0] == "BEGIN"
     assert queries[7] == "COMMIT"  # the event and its five records, together
     assert queries[8:] == ['UPDATE "eduzz_webhooks_webhookevent" SET']  # status, after signals
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="only SQLite logs BEGIN/COMMIT")
+def test_background_mode_delivery_is_one_statement_committed_alone(client, settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    post_event(client, sample_payload("nutror.file_downloaded"))  # enqueues the drain
+    queries = raw_statements(client, sample_payload("nutror.file_downloaded"))
+    assert queries == ['INSERT INTO "eduzz_webhooks_webhookevent"']  # autocommit: no BEGIN
