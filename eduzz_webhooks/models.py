@@ -112,7 +112,7 @@ class WebhookEventManager(models.Manager["WebhookEvent"]):
         """:meth:`insert_if_new`, and whether a drain was requested since ``requested_since``.
 
         Both in one statement. The second is read in that statement's snapshot,
-        before the event is committed (see :mod:`eduzz_webhooks.tasks` for why
+        before the event is committed (see ``eduzz_webhooks.tasks`` for why
         that is enough); it is ``False`` for a duplicate.
         """
         event, seen = self._insert_if_new(values, requested_since)
@@ -216,7 +216,7 @@ class DrainRequest(models.Model):
     One row. The delivery that enqueues a drain sets ``requested_at``; the
     drain clears it when it starts, so that the next delivery enqueues
     another. Deliveries in between enqueue nothing: the waiting drain will
-    see their events. See :func:`eduzz_webhooks.tasks.wake`.
+    see their events. How that loses no event: ``eduzz_webhooks.tasks``.
     """
 
     requested_at = models.DateTimeField(_("requested at"), null=True, blank=True)

@@ -26,6 +26,10 @@ from .signature import is_valid
 
 logger = logging.getLogger(__name__)
 
+# x-signature, as WSGI and ASGI pass it (read from META: request.headers would
+# copy every header on each delivery).
+SIGNATURE_HEADER = "HTTP_X_SIGNATURE"
+
 
 class WebhookView(APIView):
     """``POST`` endpoint for every Eduzz event. No login, no CSRF: the signature is the proof."""
@@ -71,11 +75,11 @@ class WebhookView(APIView):
             return self._too_large(request, len(body), limit)
 
         if conf.VERIFY_SIGNATURE and not is_valid(
-            request.headers.get("x-signature"), body, conf.SECRETS
+            request.META.get(SIGNATURE_HEADER), body, conf.SECRETS
         ):
             reason = (
                 _("The x-signature header is missing.")
-                if "x-signature" not in request.headers
+                if SIGNATURE_HEADER not in request.META
                 else _("The x-signature header does not match the body.")
             )
             return self._reject(request, 401, reason, size=len(body))
