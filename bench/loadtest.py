@@ -8,6 +8,10 @@ different connections and some of them late, to the bench project under
 gunicorn with several workers. Receivers in ``bench.settings_loadtest``
 count every signal in a table without a unique constraint.
 
+With ``--task-workers N`` the app runs in background mode and N
+django-tasks-db ``db_worker`` processes drain the events while the burst
+goes on; the test then waits until every event is processed.
+
 Then it checks, in the database, that each distinct event was stored once,
 made one download and fired each signal once, that no producer, course,
 lesson or learner was created twice, and that no request got an error.
@@ -22,7 +26,10 @@ import itertools
 import json
 import os
 import random
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -50,6 +57,8 @@ class LoadReport:
     signals: dict[str, int] = field(default_factory=dict)
     records: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    task_workers: int = 0
+    drained_seconds: float = 0.0  # background mode: from the last answer to the last event done
 
     @property
     def ok(self) -> bool:
@@ -111,6 +120,7 @@ def run(
     seed: int = 1,
     keep_database: bool = True,
     timeout: float = 900,
+    task_workers: int = 0,
 ) -> LoadReport:
     """Create the database, fire the burst, check the outcome. See the module's docstring."""
     rng = random.Random(seed)
@@ -118,13 +128,16 @@ def run(
     payloads = harness.file_downloaded_events(catalog, rng, events)
     unique = [harness.signed(payload) for payload in payloads]
     order = burst(unique, deliveries, 2 * concurrency, rng)
-    result = LoadReport(events=events, deliveries_per_event=deliveries)
+    result = LoadReport(events=events, deliveries_per_event=deliveries, task_workers=task_workers)
 
     db.recreate(database_url)
     try:
         db.migrate(database_url, SETTINGS)
-        config = harness.ServerConfig(database_url, workers, threads, settings=SETTINGS)
-        with harness.Server(config) as server:
+        config = harness.ServerConfig(
+            database_url, workers, threads, settings=SETTINGS, background=task_workers > 0
+        )
+        drainers = TaskWorkers(database_url, task_workers)
+        with harness.Server(config) as server, drainers:
             load = harness.fire(
                 server.port,
                 "/eduzz/",
@@ -134,6 +147,14 @@ def run(
                 timeout=timeout,
                 details=True,
             )
+            if task_workers:
+                started = time.monotonic()
+                if not _wait_until_processed(database_url, events, timeout):
+                    result.failures.append(
+                        f"events still waiting after {timeout:.0f} s; db_worker log:\n"
+                        + drainers.log_tail()
+                    )
+                result.drained_seconds = time.monotonic() - started
         result.requests = load.sent
         result.seconds = load.elapsed
         result.p50_ms = load.percentile(0.50) * 1000
@@ -150,7 +171,8 @@ def run(
             result.failures.append(f"{errors} requests got a 5xx or no answer")
         if set(load.statuses) - {200}:
             result.failures.append(f"answers other than 200: {result.statuses}")
-        expected_outcomes = {"processed": events, "duplicate": events * (deliveries - 1)}
+        first = "queued" if task_workers else "processed"
+        expected_outcomes = {first: events, "duplicate": events * (deliveries - 1)}
         if result.outcomes != {k: v for k, v in expected_outcomes.items() if v}:
             result.failures.append(f"answers said {result.outcomes}, expected {expected_outcomes}")
         _check_database(database_url, result, payloads)
@@ -160,6 +182,68 @@ def run(
         if not keep_database:
             db.drop(database_url)
     return result
+
+
+class TaskWorkers:
+    """``count`` db_worker processes of the bench project, running until the block ends."""
+
+    def __init__(self, database_url: str, count: int) -> None:
+        self.database_url = database_url
+        self.count = count
+        self.processes: list[subprocess.Popen[bytes]] = []
+        # Closed (and so deleted) in __exit__.
+        self.log = tempfile.NamedTemporaryFile(prefix="eduzz-db-worker-", suffix=".log")  # noqa: SIM115
+
+    def __enter__(self) -> TaskWorkers:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": SETTINGS,
+            "BENCH_DATABASE_URL": self.database_url,
+            "BENCH_BACKGROUND": "1",
+            "PYTHONPATH": str(harness.ROOT),
+        }
+        command = [sys.executable, "-m", "django", "db_worker", "--no-startup-delay"]
+        command += ["--interval", "0.05"]
+        self.processes = [
+            subprocess.Popen(
+                command,
+                cwd=harness.ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(self.count)
+        ]
+        return self
+
+    def log_tail(self, lines: int = 30) -> str:
+        with open(self.log.name, encoding="utf-8", errors="replace") as log:
+            return "".join(log.readlines()[-lines:])
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)  # db_worker finishes its task, then exits
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.log.close()
+
+
+def _wait_until_processed(url: str, events: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    with db.connect(url) as conn:
+        while time.monotonic() < deadline:
+            (done,) = conn.execute(
+                "SELECT count(*) FROM eduzz_webhooks_webhookevent WHERE status = 'processed'"
+            ).fetchone()
+            if done >= events:
+                return True
+            time.sleep(0.2)
+    return False
 
 
 def _check_database(url: str, result: LoadReport, payloads: list[dict[str, Any]]) -> None:
@@ -234,6 +318,14 @@ def markdown(result: LoadReport, options: argparse.Namespace, command: str) -> s
         "|---|---|",
         f"| distinct events x deliveries each | {result.events} x {result.deliveries_per_event} |",
         f"| requests | {result.requests} in {result.seconds:.1f} s ({per_second:.0f}/s) |",
+        *(
+            [
+                f"| background mode | {result.task_workers} db_worker processes; every event"
+                f" processed {result.drained_seconds:.1f} s after the last answer |"
+            ]
+            if result.task_workers
+            else []
+        ),
         f"| latency p50 / p99 | {result.p50_ms:.0f} ms / {result.p99_ms:.0f} ms |",
         f"| HTTP status codes | {_pairs(result.statuses)} |",
         f"| answers | {_pairs(result.outcomes)} |",
@@ -270,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1, help="random seed of the burst")
     parser.add_argument(
+        "--task-workers",
+        type=int,
+        default=0,
+        help="background mode with this many db_worker processes (default: synchronous)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_LOAD_DATABASE_URL", DEFAULT_URL),
         help="PostgreSQL database to create (dropped first) and fill (default: %(default)s)",
@@ -285,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.events is None:
         options.events = 150 if options.quick else 3000
     if options.docs is None:
-        options.docs = not options.quick
+        options.docs = not options.quick and not options.task_workers
     options.postgresql = db.server_version(options.database_url)
     print(
         f"Sending {options.events} events x {options.deliveries} deliveries"
@@ -302,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         client_processes=options.client_processes,
         seed=options.seed,
         keep_database=not options.drop,
+        task_workers=options.task_workers,
     )
     text = markdown(result, options, " ".join(["./scripts/loadtest", *argv]))
     print(text)

@@ -1,7 +1,8 @@
 """The launch burst (bench/loadtest.py) at a small size: a real gunicorn, real concurrency.
 
 150 events, each delivered 3 times, mostly at the same moment, to 3 gunicorn
-workers on PostgreSQL. The load test uses a database of its own (dropped
+workers on PostgreSQL; synchronously, and in background mode with two real
+db_worker processes draining. The load test uses a database of its own (dropped
 afterwards), not the test database: ``EDUZZ_LOAD_TEST_DATABASE_URL``, or the
 test database's name with ``_load`` appended.
 """
@@ -29,9 +30,8 @@ def load_database_url() -> str:
     return url.rsplit("/", 1)[0] + f"/{name}_load"
 
 
-@pytest.mark.postgres
-def test_burst_stores_processes_and_announces_each_event_once() -> None:
-    result = loadtest.run(
+def burst(task_workers: int = 0) -> loadtest.LoadReport:
+    return loadtest.run(
         load_database_url(),
         events=EVENTS,
         deliveries=DELIVERIES,
@@ -40,7 +40,13 @@ def test_burst_stores_processes_and_announces_each_event_once() -> None:
         concurrency=12,
         keep_database=False,
         timeout=120,
+        task_workers=task_workers,
     )
+
+
+@pytest.mark.postgres
+def test_burst_stores_processes_and_announces_each_event_once() -> None:
+    result = burst()
     assert result.failures == []
     assert result.requests == EVENTS * DELIVERIES
     assert result.statuses == {"200": EVENTS * DELIVERIES}
@@ -50,6 +56,19 @@ def test_burst_stores_processes_and_announces_each_event_once() -> None:
     assert result.signals == {"file_downloaded": EVENTS, "event_received": EVENTS}
     # The race this is about did happen: copies of an event were in flight together.
     assert result.overlapping > EVENTS // 4
+
+
+@pytest.mark.postgres
+def test_burst_in_background_mode_drained_by_workers_processes_each_event_once() -> None:
+    # Two db_worker processes drain while the burst goes on: deliveries whose
+    # insert races a drain's start, drains that call a helper, shared rows.
+    result = burst(task_workers=2)
+    assert result.failures == []
+    assert result.statuses == {"200": EVENTS * DELIVERIES}
+    assert result.outcomes == {"queued": EVENTS, "duplicate": EVENTS * (DELIVERIES - 1)}
+    assert result.events_stored == {"processed": EVENTS}
+    assert result.downloads == EVENTS
+    assert result.signals == {"file_downloaded": EVENTS, "event_received": EVENTS}
 
 
 def test_burst_order_sends_copies_together_and_some_late() -> None:
