@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -245,22 +245,24 @@ def claim_next() -> tuple[WebhookEvent, bool] | None:
     all racing for the oldest. Returns the event, and whether more are
     waiting; or ``None`` when none is.
     """
-    waiting = WebhookEvent.objects.filter(
-        status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
-    ).order_by("received_at")
-    lock = connections[waiting.db].features.has_select_for_update_skip_locked
+    db = router.db_for_write(WebhookEvent)
+    events = WebhookEvent.objects.using(db)
+    waiting = events.filter(status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True).order_by(
+        "received_at"
+    )
+    lock = connections[db].features.has_select_for_update_skip_locked
     if lock:
         waiting = waiting.select_for_update(skip_locked=True)
     while True:
-        with transaction.atomic() if lock else contextlib.nullcontext():
+        with transaction.atomic(using=db) if lock else contextlib.nullcontext():
             pks = list(waiting.values_list("pk", flat=True)[:2])
             if not pks:
                 return None
-            started = WebhookEvent.objects.filter(
+            started = events.filter(
                 pk=pks[0], status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
             ).update(claimed_at=timezone.now(), attempts=F("attempts") + 1)
         if started:
-            return WebhookEvent.objects.get(pk=pks[0]), len(pks) > 1
+            return events.get(pk=pks[0]), len(pks) > 1
 
 
 def stale(cutoff: dt.datetime) -> Q:
