@@ -226,25 +226,24 @@ def run_database(
                 m = measure(target, scenario, deliveries, warmup, options)
                 rounds.setdefault(scenario.key, []).append(m)
                 _progress(m)
-        if SEEDED not in options.scenarios:
-            return [_best(rounds[s.key]) for s in SCENARIOS if s.key in rounds]
-        target.reset()
-        started = time.monotonic()
-        target.seed(options.seed_rows)
-        print(
-            f"  seeded {options.seed_rows:,} downloads in {time.monotonic() - started:.0f} s",
-            flush=True,
-        )
-        # Each round its own events, so that none is a duplicate of a previous round's.
-        for warmup, deliveries in batches:
-            m = measure(target, seeded_scenario(options.seed_rows), deliveries, warmup, options)
-            rounds.setdefault(SEEDED, []).append(m)
-            _progress(m)
+        if SEEDED in options.scenarios:
+            target.reset()
+            started = time.monotonic()
+            target.seed(options.seed_rows)
+            print(
+                f"  seeded {options.seed_rows:,} downloads in {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+            # Each round its own events, so that none is a duplicate of a previous round's.
+            for warmup, deliveries in batches:
+                seeded = seeded_scenario(options.seed_rows)
+                m = measure(target, seeded, deliveries, warmup, options)
+                rounds.setdefault(SEEDED, []).append(m)
+                _progress(m)
     finally:
         target.cleanup()
-    return [_best(rounds[s.key]) for s in SCENARIOS if s.key in rounds] + (
-        [_best(rounds[SEEDED])] if SEEDED in rounds else []
-    )
+    order = [*(s.key for s in SCENARIOS), SEEDED]  # the table's order
+    return [_best(rounds[key]) for key in order if key in rounds]
 
 
 def _best(measures: list[Measure]) -> Measure:
