@@ -9,7 +9,6 @@ constraint get no index of their own, for the same reason.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -96,60 +95,74 @@ class EntityQuerySet(models.QuerySet[_M]):
 class WebhookEventManager(models.Manager["WebhookEvent"]):
     # Manager methods, not QuerySet ones: every delivery calls them, and a
     # QuerySet built for nothing costs as much as the rest of the call.
-    def insert_if_new(self, **values: Any) -> WebhookEvent | None:
+    def insert_if_new(
+        self, *, payload_json: str | None = None, **values: Any
+    ) -> WebhookEvent | None:
         """Insert an event unless its ``event_id`` is stored already.
 
         One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` statement: the unique
         constraint decides, so concurrent deliveries of one event store it once,
         without a check-then-insert race. Returns the new event, or ``None`` for
         a duplicate. Works on PostgreSQL and SQLite 3.35+.
+
+        ``payload_json``, if given, is ``payload`` as JSON text (the body as
+        received): it is stored as it is, instead of encoding ``payload`` again.
         """
-        return self._insert_if_new(values)[0]
-
-    def insert_if_new_seeing_drain(
-        self, requested_since: dt.datetime, **values: Any
-    ) -> tuple[WebhookEvent | None, bool]:
-        """:meth:`insert_if_new`, and whether a drain was requested since ``requested_since``.
-
-        Both in one statement. The second is read in that statement's snapshot,
-        before the event is committed (see ``eduzz_webhooks.tasks`` for why
-        that is enough); it is ``False`` for a duplicate.
-        """
-        event, seen = self._insert_if_new(values, requested_since)
-        return event, bool(seen)
-
-    def _insert_if_new(
-        self, values: dict[str, Any], requested_since: dt.datetime | None = None
-    ) -> tuple[WebhookEvent | None, Any]:
         db = self._db or router.db_for_write(self.model)
         connection = connections[db]
         event = self.model(**values)
-        seeing_drain = requested_since is not None
-        sql, fields = _insert_if_new_sql(connection, seeing_drain)
+        sql, fields, payload_at = _insert_if_new_sql(connection)
         params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-        if seeing_drain:
-            requested_at = _concrete(DrainRequest, "requested_at")
-            params += [requested_at.get_db_prep_value(requested_since, connection), DrainRequest.PK]
-        with connection.cursor() as cursor:
+        if payload_json is not None:
+            params[payload_at] = payload_json
+        with _bound_cursor(connection) as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
-            return None, None
+            return None
         event.pk = row[0]
         event._state.adding = False
         event._state.db = db
-        return event, row[1] if seeing_drain else None
+        return event
 
 
-_INSERT_SQL: dict[tuple[str, bool], tuple[str, list[models.Field[Any, Any]]]] = {}
+def _bound_cursor(connection: BaseDatabaseWrapper) -> Any:
+    """A cursor that sends the parameters apart from the SQL, where the driver can.
+
+    Django's PostgreSQL backend binds parameters on the client by default:
+    psycopg quotes each one into the SQL text, which the server then has to
+    parse. The event's insert carries the whole payload, so sending it as a
+    parameter costs less on both sides. Every parameter of that statement has
+    a type PostgreSQL can infer, so server-side binding is safe for it
+    whatever the ``server_side_binding`` option; if the host allows prepared
+    statements (``prepare_threshold``), psycopg prepares it too. Other drivers
+    get the connection's usual cursor.
+    """
+    if connection.vendor == "postgresql":
+        from django.db.backends.postgresql import base
+
+        backend: Any = base  # its stubs know neither is_psycopg3 nor the cursor classes
+        if backend.is_psycopg3:
+            connection.ensure_connection()
+            connection.validate_thread_sharing()
+            with connection.wrap_database_errors:
+                cursor: Any = backend.ServerBindingCursor(connection.connection)
+            if connection.queries_logged:
+                return connection.make_debug_cursor(cursor)
+            return connection.make_cursor(cursor)
+    return connection.cursor()
 
 
-def _insert_if_new_sql(
-    connection: BaseDatabaseWrapper, seeing_drain: bool
-) -> tuple[str, list[models.Field[Any, Any]]]:
-    """The statement of ``insert_if_new`` and the fields of its parameters, built once."""
-    key = (connection.vendor, seeing_drain)
-    if key not in _INSERT_SQL:
+_InsertSQL = tuple[str, list[models.Field[Any, Any]], int]
+_INSERT_SQL: dict[str, _InsertSQL] = {}
+
+
+def _insert_if_new_sql(connection: BaseDatabaseWrapper) -> _InsertSQL:
+    """The statement of ``insert_if_new``, the fields of its parameters and the payload's place.
+
+    Built once per database vendor.
+    """
+    if connection.vendor not in _INSERT_SQL:
         meta = WebhookEvent._meta
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         sql = (
@@ -158,15 +171,9 @@ def _insert_if_new_sql(
             f"ON CONFLICT ({_columns(connection, [_concrete(WebhookEvent, 'event_id')])}) "
             f"DO NOTHING RETURNING {_columns(connection, [_concrete(WebhookEvent, 'pk')])}"
         )
-        if seeing_drain:
-            requested_at = _concrete(DrainRequest, "requested_at")
-            sql += (
-                f", (SELECT {_columns(connection, [requested_at])} > %s"
-                f" FROM {connection.ops.quote_name(DrainRequest._meta.db_table)}"
-                f" WHERE {_columns(connection, [_concrete(DrainRequest, 'pk')])} = %s)"
-            )
-        _INSERT_SQL[key] = sql, fields
-    return _INSERT_SQL[key]
+        payload_at = fields.index(_concrete(WebhookEvent, "payload"))
+        _INSERT_SQL[connection.vendor] = sql, fields, payload_at
+    return _INSERT_SQL[connection.vendor]
 
 
 class WebhookEvent(models.Model):

@@ -35,6 +35,9 @@ class Envelope:
     event_type: str
     sent_at: dt.datetime | None
     payload: dict[str, Any]
+    # The body's JSON text, when it is ``payload`` exactly (nothing had to be
+    # cleaned): the event is stored from it, without encoding ``payload`` again.
+    text: str | None = None
 
     @property
     def data(self) -> Any:
@@ -47,8 +50,9 @@ def parse_envelope(body: bytes) -> Envelope:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEnvelope(_("The body is not valid UTF-8.")) from exc
+    floats = _Floats()
     try:
-        payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=floats.parse)
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope(_("The body is not valid JSON.")) from exc
     if not isinstance(payload, dict):
@@ -74,6 +78,7 @@ def parse_envelope(body: bytes) -> Envelope:
         event_type=payload["event"],
         sent_at=parse_datetime(payload.get("sentDate")),
         payload=payload,
+        text=None if sanitize or floats.unusual else text,
     )
 
 
@@ -81,11 +86,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
+class _Floats:
+    """``parse_float`` for ``json.loads``: finite floats only, noting unusual literals.
+
+    A long literal or one with an exponent (``1e-20000``) can be a float in
+    Python and still overflow PostgreSQL's ``numeric``: a body with one is
+    stored from its parsed payload, not as it came.
+    """
+
+    unusual = False
+
+    def parse(self, literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise ValueError(literal)
+        if len(literal) > 24 or "e" in literal or "E" in literal:
+            self.unusual = True
+        return value
 
 
 def _clean(value: Any, depth: int, *, sanitize: bool) -> Any:

@@ -151,10 +151,10 @@ def receive(envelope: Envelope) -> Result:
     try:
         if background:
             # Usually one statement, committed on its own: a worker does the rest.
-            event = tasks().store(values)
+            event = tasks().store(values, payload_json=envelope.text)
         else:
             with transaction.atomic():
-                event = WebhookEvent.objects.insert_if_new(**values)
+                event = WebhookEvent.objects.insert_if_new(payload_json=envelope.text, **values)
                 if event and handler and not error:
                     record = handler.store(event, data)
     except UNAVAILABLE:
@@ -164,7 +164,7 @@ def receive(envelope: Envelope) -> Result:
         # same transaction): keep the event on its own, as failed.
         logger.exception("Eduzz event %s: storing its records failed", envelope.event_id)
         values.update(status=WebhookEvent.Status.FAILED, error=traceback.format_exc())
-        event = WebhookEvent.objects.insert_if_new(**values)
+        event = WebhookEvent.objects.insert_if_new(payload_json=envelope.text, **values)
         return Result(event, Outcome.FAILED if event else Outcome.DUPLICATE)
 
     if event is None:

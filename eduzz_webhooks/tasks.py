@@ -4,27 +4,26 @@
 This module is imported only in background mode, so neither is needed
 otherwise.
 
-A delivery writes no task of its own. Its one statement inserts the event
-and reads whether a :func:`drain` task waits in the queue already
-(:class:`~eduzz_webhooks.models.DrainRequest`); only if none does, it
-enqueues one (:func:`wake`). A drain processes every stored event that no
-attempt has started, oldest first, until none is left. So during a burst a
-delivery costs one statement and one commit, and the queue holds at most one
-waiting drain.
+A delivery writes no task of its own: it inserts its event, and a
+:func:`drain` task processes every stored event that no attempt has started,
+oldest first, until none is left. At most one drain waits in the queue; the
+:class:`~eduzz_webhooks.models.DrainRequest` row says whether one does. So
+during a burst a delivery costs one statement and one commit.
 
 Why no event is left behind:
 
 * A drain clears the request when it starts, before it looks for events;
   and it stops only after a look that began at least ``SETTLE`` seconds
   after that clear.
-* A delivery that saw a drain requested saw it in the snapshot of its
-  insert, so that drain clears the request later than the snapshot was
-  taken. The delivery times its statement, commit included: if it took
-  ``SETTLE`` seconds or more, or ran inside a transaction that commits
-  later, it calls :func:`wake` after the commit instead of trusting what it
-  saw. Otherwise its event was committed less than ``SETTLE`` after the
-  snapshot, so before the drain's last look.
-* A delivery that saw no drain requested enqueues one after its commit.
+* So when a statement sent at time *t* finds a drain requested (:func:`wake`
+  reads the request, or its conditional ``UPDATE`` finds it taken or takes
+  it), that drain clears the request after *t* and makes its last look after
+  *t* + ``SETTLE``: every event committed before then is processed.
+* A process remembers the latest such *t* + ``SETTLE``. A delivery whose
+  insert has committed before that time is covered and does nothing more;
+  any other calls :func:`wake` after its commit, which reads the request
+  again (and enqueues a drain if none waits). During a burst each process
+  reads the request about once a ``SETTLE``, not once per delivery.
 """
 
 from __future__ import annotations
@@ -35,8 +34,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
+from django.db.models.signals import post_migrate
 from django.utils import timezone
 
 from .conf import conf
@@ -54,10 +54,10 @@ logger = logging.getLogger(__name__)
 # second drain is harmless; the two share the events.
 REQUEST_EXPIRES = dt.timedelta(minutes=1)
 
-# How long a delivery's insert may take for it to trust what it saw of the
-# drain request, and so how long a drain keeps looking after it started (the
-# module's docstring says why). Events in a burst reach the drain at once;
-# this is only the time an idle drain waits before it stops.
+# How long a drain keeps looking after it started, and so how long after
+# finding a drain requested a process may trust that it will see what it
+# commits (the module's docstring says why). Events in a burst reach the drain
+# at once; this is only the time an idle drain waits before it stops.
 SETTLE = 1.0
 
 # A drain stops after this long and hands over to a new one, so that no single
@@ -97,18 +97,14 @@ def drain() -> dict[str, int]:
     return dict(outcomes)
 
 
-def store(values: dict[str, Any]) -> WebhookEvent | None:
+def store(values: dict[str, Any], payload_json: str | None = None) -> WebhookEvent | None:
     """Insert a new event and make sure a drain will process it; usually one statement.
 
     Returns the event, or ``None`` if its ``event_id`` is stored already.
+    ``payload_json`` as for ``WebhookEvent.objects.insert_if_new``.
     """
-    in_transaction = transaction.get_connection(router.db_for_write(WebhookEvent)).in_atomic_block
-    started = time.monotonic()
-    event, drain_waits = WebhookEvent.objects.insert_if_new_seeing_drain(
-        timezone.now() - REQUEST_EXPIRES, **values
-    )
-    trusted = drain_waits and not in_transaction and time.monotonic() - started < SETTLE
-    if event and not trusted:
+    event = WebhookEvent.objects.insert_if_new(payload_json=payload_json, **values)
+    if event is not None:
         wake_on_commit()
     return event
 
@@ -121,10 +117,17 @@ def wake() -> None:
     request and the winner enqueues the drain. Call it only once the events
     are committed.
     """
+    asked = time.monotonic()  # before the statements that find a drain requested
+    # What autocommitted statements find stays true (no rollback undoes it)
+    # and is as recent as they are; inside a transaction neither is sure.
+    connection = connections[router.db_for_write(DrainRequest)]
+    trusted = connection.get_autocommit() and not connection.in_atomic_block
     now = timezone.now()
     request = DrainRequest.objects.filter(pk=DrainRequest.PK)
     requested = list(request.values_list("requested_at", flat=True))
     if requested and requested[0] is not None and requested[0] > now - REQUEST_EXPIRES:
+        if trusted:
+            _covered_from(asked)
         return
     if not requested:
         DrainRequest.objects.bulk_create([DrainRequest(pk=DrainRequest.PK)], ignore_conflicts=True)
@@ -142,19 +145,44 @@ def wake() -> None:
             # Nothing was queued: let the next delivery try again.
             request.filter(requested_at=now).update(requested_at=None)
             raise
+    if trusted:  # requested now, by this call or (the UPDATE found it taken) by another
+        _covered_from(asked)
 
 
 def wake_on_commit() -> None:
-    """:func:`wake` once the current transaction commits (at once outside one).
+    """Once the current transaction commits (at once outside one), make sure a drain will run.
 
-    A failure is logged, not raised: the events are stored already, and the
+    Nothing to do while this process knows that a drain's last look is still
+    to come (the module's docstring says why); otherwise :func:`wake`. A
+    failure is logged, not raised: the events are stored already, and the
     next delivery, or ``eduzz_replay --pending``, gets them processed.
     """
+    transaction.on_commit(_after_commit, using=router.db_for_write(WebhookEvent))
 
-    def robust_wake() -> None:
-        try:
-            wake()
-        except Exception:
-            logger.exception("Eduzz background processing: enqueueing a drain task failed")
 
-    transaction.on_commit(robust_wake)
+def _after_commit() -> None:
+    if time.monotonic() < _covered_until:
+        return
+    try:
+        wake()
+    except Exception:
+        logger.exception("Eduzz background processing: enqueueing a drain task failed")
+
+
+# In this process, events committed before this time (``time.monotonic()``)
+# are sure to be seen by a drain's last look.
+_covered_until = 0.0
+
+
+def _covered_from(asked: float) -> None:
+    global _covered_until
+    _covered_until = max(_covered_until, asked + SETTLE)
+
+
+def _forget_cover(**kwargs: Any) -> None:
+    """After ``migrate`` or ``flush`` (between tests), the request this process saw may be gone."""
+    global _covered_until
+    _covered_until = 0.0
+
+
+post_migrate.connect(_forget_cover, dispatch_uid="eduzz_webhooks.tasks.forget_cover")

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from eduzz_webhooks import tasks
 from eduzz_webhooks.models import DrainRequest
 from eduzz_webhooks.testing import FileDownloadFactory, post_event, sample_payload
 
@@ -98,8 +99,22 @@ def test_background_mode_delivery_while_a_drain_waits(client, settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
     post_event(client, sample_payload("nutror.file_downloaded"))  # enqueues the drain
     queries = statements(client, sample_payload("nutror.file_downloaded"))
-    # The insert also reads the drain request: one statement, one commit, no task.
+    # This process saw the drain requested less than SETTLE ago: one statement,
+    # one commit, no task.
     assert tables(queries) == ['INSERT INTO "eduzz_webhooks_webhookevent"']
+
+
+def test_background_mode_delivery_reads_the_request_once_a_settle_has_passed(
+    client, settings, monkeypatch
+):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
+    monkeypatch.setattr(tasks, "SETTLE", 0)  # what this process saw is stale at once
+    post_event(client, sample_payload("nutror.file_downloaded"))  # enqueues the drain
+    queries = statements(client, sample_payload("nutror.file_downloaded"))
+    assert tables(queries) == [
+        'INSERT INTO "eduzz_webhooks_webhookevent"',
+        'SELECT "eduzz_webhooks_drainrequest"."requested_at" AS',  # waits: nothing more
+    ]
 
 
 def test_background_mode_delivery_that_enqueues_the_drain(client, settings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -95,9 +96,20 @@ def test_worker_processes_every_event_and_announces_each_once(client, signal_log
     assert len(signal_log.of(signals.event_received)) == 4
 
 
-def test_drain_looks_again_for_inserts_in_flight_when_it_started(monkeypatch):
-    # The race the last look is for: a delivery's insert saw the drain still
-    # requested, and commits only after the drain's first look found nothing.
+def test_a_delivery_covered_by_a_recent_look_asks_nothing():
+    tasks.wake()  # a drain is requested, and this process just saw it
+    DrainRequest.objects.update(requested_at=None)  # the drain starts
+    store("covered")  # committed before that drain's last look: nothing to ask
+    assert len(drains()) == 1
+    assert requested_at() is None
+
+
+def test_the_drains_last_look_finds_a_delivery_that_trusted_it(monkeypatch):
+    # The race the last look is for: this process saw the drain requested, so
+    # a delivery trusts it and asks nothing; but the drain had started, and
+    # its first look found nothing.
+    monkeypatch.setattr(tasks, "SETTLE", 0.5)  # long enough for this test's steps
+    tasks.wake()
     claim_next = processing.claim_next
     late = []
 
@@ -109,32 +121,43 @@ def test_drain_looks_again_for_inserts_in_flight_when_it_started(monkeypatch):
 
     monkeypatch.setattr(processing, "claim_next", first_look_misses_the_late_event)
     assert tasks.drain.call() == {"processed": 1}
+    assert len(drains()) == 1  # the late delivery queued nothing
     assert WebhookEvent.objects.get(event_id="late").status == "processed"
 
 
-def test_a_slow_insert_does_not_trust_what_it_saw(monkeypatch):
-    tasks.wake()  # a drain waits
-    assert len(drains()) == 1
-    DrainRequest.objects.update(requested_at=None)  # ... and starts: nobody waits now
-    # The insert still sees it waiting only in this made-up snapshot; what
-    # matters is that it took SETTLE or longer, so it asks again after commit.
-    monkeypatch.setattr(tasks, "SETTLE", 0)
-    monkeypatch.setattr(
-        WebhookEvent.objects,
-        "insert_if_new_seeing_drain",
-        lambda since, **values: (WebhookEvent.objects.insert_if_new(**values), True),
-    )
-    assert store("slow") is not None
+def test_once_the_cover_runs_out_a_delivery_asks_again():
+    tasks.wake()
+    DrainRequest.objects.update(requested_at=None)  # the drain starts...
+    time.sleep(tasks.SETTLE)  # ... and its last look may be over
+    store("after")
     assert len(drains()) == 2
 
 
-def test_inside_a_transaction_the_delivery_wakes_after_the_commit():
-    tasks.wake()  # a drain waits
+def test_inside_a_transaction_the_cover_counts_at_the_commit():
+    tasks.wake()
     with transaction.atomic():
-        store("in-transaction")  # sees it waiting, but commits later...
-        DrainRequest.objects.update(requested_at=None)  # ... than that drain starts
+        store("in-transaction")  # covered now, but commits later...
+        DrainRequest.objects.update(requested_at=None)
+        time.sleep(tasks.SETTLE)  # ... than the drain's last look
         assert len(drains()) == 1  # nothing yet: the event is not committed
     assert len(drains()) == 2
+
+
+def test_what_wake_finds_inside_a_transaction_covers_nothing():
+    with transaction.atomic():
+        tasks.wake()  # requests a drain that a rollback undoes
+        transaction.set_rollback(True)
+    assert drains() == []
+    store("after-rollback")
+    assert len(drains()) == 1
+
+
+def test_flush_forgets_the_cover(monkeypatch):
+    monkeypatch.setattr(tasks, "SETTLE", 60)  # a cover that would outlast the test
+    tasks.wake()
+    call_command("flush", interactive=False, verbosity=0)  # as between tests
+    store("after-flush")
+    assert len(drains()) == 1
 
 
 def test_an_expired_request_is_renewed():
