@@ -50,9 +50,13 @@ def parse_envelope(body: bytes) -> Envelope:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEnvelope(_("The body is not valid UTF-8.")) from exc
-    floats = _Floats()
+    as_is = True
     try:
-        payload = json.loads(text, parse_constant=_reject_constant, parse_float=floats.parse)
+        try:
+            payload = _DECODER.decode(text)
+        except _UnusualNumber:
+            payload = _LENIENT_DECODER.decode(text)
+            as_is = False
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope(_("The body is not valid JSON.")) from exc
     if not isinstance(payload, dict):
@@ -78,7 +82,7 @@ def parse_envelope(body: bytes) -> Envelope:
         event_type=payload["event"],
         sent_at=parse_datetime(payload.get("sentDate")),
         payload=payload,
-        text=None if sanitize or floats.unusual else text,
+        text=text if as_is and not sanitize else None,
     )
 
 
@@ -86,23 +90,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-class _Floats:
-    """``parse_float`` for ``json.loads``: finite floats only, noting unusual literals.
+class _UnusualNumber(ValueError):
+    pass
 
-    A long literal or one with an exponent (``1e-20000``) can be a float in
-    Python and still overflow PostgreSQL's ``numeric``: a body with one is
-    stored from its parsed payload, not as it came.
-    """
 
-    unusual = False
+def _usual_float(literal: str) -> float:
+    # A long literal or one with an exponent (1e-20000) can be a finite float
+    # in Python and still overflow PostgreSQL's numeric: a body with one is
+    # parsed again, and stored from its parsed payload instead of as it came.
+    if len(literal) > 24 or "e" in literal or "E" in literal:
+        raise _UnusualNumber(literal)
+    return float(literal)
 
-    def parse(self, literal: str) -> float:
-        value = float(literal)
-        if not math.isfinite(value):
-            raise ValueError(literal)
-        if len(literal) > 24 or "e" in literal or "E" in literal:
-            self.unusual = True
-        return value
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(literal)
+    return value
+
+
+# Built once: json.loads() with hooks builds a decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_usual_float)
+_LENIENT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _clean(value: Any, depth: int, *, sanitize: bool) -> Any:

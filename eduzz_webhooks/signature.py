@@ -10,7 +10,7 @@ from collections.abc import Iterable
 def sign(secret: str | bytes, body: bytes) -> str:
     """Return the lowercase hex HMAC-SHA256 of ``body`` under ``secret``."""
     key = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.digest(key, body, hashlib.sha256).hex()
 
 
 def is_valid(signature: str | None, body: bytes, secrets: Iterable[str | bytes]) -> bool:
