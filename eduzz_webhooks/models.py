@@ -135,15 +135,15 @@ def _bound_cursor(connection: BaseDatabaseWrapper) -> Any:
     parameter costs less on both sides. Every parameter of that statement has
     a type PostgreSQL can infer, so server-side binding is safe for it
     whatever the ``server_side_binding`` option; if the host allows prepared
-    statements (``prepare_threshold``), psycopg prepares it too. Other drivers
-    get the connection's usual cursor.
+    statements (``prepare_threshold``), psycopg prepares it too. Other drivers,
+    and connections wrapped by a third-party pool, get the usual cursor.
     """
     if connection.vendor == "postgresql":
         from django.db.backends.postgresql import base
 
         backend: Any = base  # its stubs know neither is_psycopg3 nor the cursor classes
-        if backend.is_psycopg3:
-            connection.ensure_connection()
+        connection.ensure_connection()
+        if backend.is_psycopg3 and isinstance(connection.connection, backend.Database.Connection):
             connection.validate_thread_sharing()
             with connection.wrap_database_errors:
                 cursor: Any = backend.ServerBindingCursor(connection.connection)

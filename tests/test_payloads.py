@@ -45,6 +45,22 @@ def test_envelope_fields():
     assert envelope.data == payload["data"]
 
 
+@pytest.mark.parametrize(
+    ("body", "as_is"),
+    [
+        (b'{"id": "1", "event": "x", "data": {"price": 97.5, "n": [1, -0, 12]}}', True),
+        (b'{"id": "1", "event": "x", "data": {"name": "Jo\\u00e3o"}}', False),  # escapes
+        (b'{"id": "1", "event": "x", "data": {"n": 1e-20000}}', False),  # numeric overflows
+        (b'{"id": "1", "event": "x", "data": {"n": 2E3}}', False),
+        (b'{"id": "1", "event": "x", "data": {"n": 0.' + b"0" * 30 + b"1}}", False),
+    ],
+)
+def test_the_body_text_is_kept_only_when_it_stores_as_it_came(body, as_is):
+    envelope = parse_envelope(body)
+    assert envelope.text == (body.decode() if as_is else None)
+    assert envelope.payload == json.loads(body)
+
+
 def test_nul_and_lone_surrogates_are_replaced_so_any_database_stores_them():
     body = b'{"id": "1", "event": "x", "data": {"a\\u0000": "b\\u0000c", "s": "\\ud800"}}'
     envelope = parse_envelope(body)
