@@ -153,11 +153,13 @@ def _bound_cursor(connection: BaseDatabaseWrapper) -> Any:
     return connection.cursor()
 
 
-_InsertSQL = tuple[str, list[models.Field[Any, Any]], int]
-_INSERT_SQL: dict[str, _InsertSQL] = {}
+# Annotations only (never evaluated at run time): a bare Django can't subscript Field.
+_INSERT_SQL: dict[str, tuple[str, list[models.Field[Any, Any]], int]] = {}
 
 
-def _insert_if_new_sql(connection: BaseDatabaseWrapper) -> _InsertSQL:
+def _insert_if_new_sql(
+    connection: BaseDatabaseWrapper,
+) -> tuple[str, list[models.Field[Any, Any]], int]:
     """The statement of ``insert_if_new``, the fields of its parameters and the payload's place.
 
     Built once per database vendor.
