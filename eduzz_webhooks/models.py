@@ -45,35 +45,22 @@ class EntityQuerySet(models.QuerySet[_M]):
         course and producer: an upsert that always writes would make their
         deliveries wait for each other. SQLite has no row locks (one writer at
         a time), so there a single ``INSERT ... ON CONFLICT DO UPDATE`` does.
+        The statement is built once per model and set of fields: on SQLite the
+        whole transaction holds the database's write lock, so the less Python
+        inside it, the less other deliveries wait.
         """
         obj = self.model(**key, **values)
         connection = connections[self.db]
-        update = list(update)
-        if connection.vendor != "postgresql":
-            (obj,) = self.bulk_create(
-                [obj], update_conflicts=True, unique_fields=list(key), update_fields=update
-            )
-            return obj
-        fields = [_concrete(self.model, name) for name in (*key, *values)]
-        key_fields = fields[: len(key)]
-        out = [_concrete(self.model, "pk"), *(_concrete(self.model, name) for name in update)]
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        returning = _columns(connection, out)
-        where = " AND ".join(f"{_columns(connection, [f])} = %s" for f in key_fields)
-        sql = (
-            f"WITH new AS (INSERT INTO {table} ({_columns(connection, fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({_columns(connection, key_fields)}) DO NOTHING "
-            f"RETURNING {returning}) "
-            f"SELECT {returning} FROM new UNION ALL "
-            f"SELECT {returning} FROM {table} WHERE {where} LIMIT 1"
+        postgres = connection.vendor == "postgresql"
+        sql, fields, out = _ensure_sql(
+            connection, self.model, tuple(key), tuple(values), tuple(update)
         )
         params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
         with connection.cursor() as cursor:
-            # A row inserted by a transaction that committed after this
-            # statement's snapshot is invisible to it: ask again.
-            for _attempt in range(3):
-                cursor.execute(sql, params + params[: len(key_fields)])
+            # PostgreSQL: a row inserted by a transaction that committed after
+            # this statement's snapshot is invisible to it: ask again.
+            for _attempt in range(3 if postgres else 1):
+                cursor.execute(sql, params + params[: len(key)] if postgres else params)
                 row = cursor.fetchone()
                 if row is not None:
                     break
@@ -82,14 +69,60 @@ class EntityQuerySet(models.QuerySet[_M]):
         obj.pk = row[0]
         obj._state.adding = False
         obj._state.db = self.db
-        changed = {
-            f.attname: getattr(obj, f.attname)
-            for f, current in zip(out[1:], row[1:], strict=True)
-            if f.to_python(current) != getattr(obj, f.attname)
-        }
-        if changed:
-            self.filter(pk=obj.pk).update(**changed)
+        if postgres:
+            changed = {
+                f.attname: getattr(obj, f.attname)
+                for f, current in zip(out[1:], row[1:], strict=True)
+                if f.to_python(current) != getattr(obj, f.attname)
+            }
+            if changed:
+                self.filter(pk=obj.pk).update(**changed)
         return obj
+
+
+# Annotations only (never evaluated at run time): a bare Django can't subscript Field.
+_ENSURE_SQL: dict[
+    tuple[Any, ...], tuple[str, list[models.Field[Any, Any]], list[models.Field[Any, Any]]]
+] = {}
+
+
+def _ensure_sql(
+    connection: BaseDatabaseWrapper,
+    model: type[models.Model],
+    key: tuple[str, ...],
+    values: tuple[str, ...],
+    update: tuple[str, ...],
+) -> tuple[str, list[models.Field[Any, Any]], list[models.Field[Any, Any]]]:
+    """The statement of ``ensure``, its parameters' fields and its returned fields; built once."""
+    cache_key = (connection.vendor, model, key, values, update)
+    if cache_key in _ENSURE_SQL:
+        return _ENSURE_SQL[cache_key]
+    if not update:
+        raise ValueError("ensure() needs at least one field to update")
+    fields = [_concrete(model, name) for name in (*key, *values)]
+    key_fields = fields[: len(key)]
+    out = [_concrete(model, "pk"), *(_concrete(model, name) for name in update)]
+    table = connection.ops.quote_name(model._meta.db_table)
+    returning = _columns(connection, out)
+    insert = (
+        f"INSERT INTO {table} ({_columns(connection, fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({_columns(connection, key_fields)}) "
+    )
+    if connection.vendor == "postgresql":
+        where = " AND ".join(f"{_columns(connection, [f])} = %s" for f in key_fields)
+        sql = (
+            f"WITH new AS ({insert}DO NOTHING RETURNING {returning}) "
+            f"SELECT {returning} FROM new UNION ALL "
+            f"SELECT {returning} FROM {table} WHERE {where} LIMIT 1"
+        )
+    else:
+        assignments = ", ".join(
+            f"{_columns(connection, [f])} = excluded.{_columns(connection, [f])}" for f in out[1:]
+        )
+        sql = f"{insert}DO UPDATE SET {assignments} RETURNING {returning}"
+    _ENSURE_SQL[cache_key] = sql, fields, out
+    return _ENSURE_SQL[cache_key]
 
 
 class WebhookEventManager(models.Manager["WebhookEvent"]):
