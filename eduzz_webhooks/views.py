@@ -51,8 +51,7 @@ class WebhookView(APIView):
         # Always JSON, without parsing Accept: an Accept header or a ?format=
         # that JSON can't satisfy must not refuse (406, or 404 for ?format=)
         # an authentic delivery.
-        renderer = JSONRenderer()
-        return renderer, renderer.media_type
+        return _RENDERER, _RENDERER.media_type
 
     def perform_authentication(self, request: Request) -> None:
         # Nobody logs in here (the signature is checked below): don't build a
