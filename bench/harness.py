@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from eduzz_webhooks.events import encode
+from eduzz_webhooks.samples import encode
 from eduzz_webhooks.signature import sign
 
 from . import SECRET

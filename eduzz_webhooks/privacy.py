@@ -39,12 +39,12 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from .events import SAMPLE_EVENTS
+from .samples import SAMPLE_EVENTS
 from .models import FileDownload, Learner, Producer, WebhookEvent
 
 ANONYMOUS_DOMAIN = "invalid"
 
-# Where the documented events (``events.SAMPLE_EVENTS``) put a person's e-mail: Nutror's
+# Where the documented events (``samples.SAMPLE_EVENTS``) put a person's e-mail: Nutror's
 # learner, MyEduzz's buyer, and the producer (who may be a learner too).
 PERSON_EMAIL_PATHS = ("data__learner__email", "data__buyer__email", "data__producer__email")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import logging
 import traceback
 from collections.abc import Callable
@@ -23,9 +22,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import signals
 from .conf import conf
@@ -39,13 +39,16 @@ FILE_DOWNLOADED = "nutror.file_downloaded"
 PING = "ping"
 
 
-class Outcome(enum.Enum):
-    PROCESSED = "processed"
-    FAILED = "failed"
-    DUPLICATE = "duplicate"
-    QUEUED = "queued"  # stored; a background task will process it
-    PRUNED = "pruned"  # its payload went under the retention policy: nothing to redo
-    PENDING = "pending"  # committed; signals run when the outer transaction commits
+class Outcome(models.TextChoices):
+    """What handling an event came to; the one place these words are translated."""
+
+    PROCESSED = "processed", _("processed")
+    FAILED = "failed", _("failed")
+    DUPLICATE = "duplicate", _("duplicate")
+    QUEUED = "queued", _("queued for a task worker")
+    PRUNED = "pruned", _("pruned: nothing to replay")
+    PENDING = "pending", _("pending: signals after the caller's commit")
+    SKIPPED = "skipped", _("skipped: another delivery or replay took it")
 
 
 @dataclass

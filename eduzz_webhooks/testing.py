@@ -59,7 +59,7 @@ from factory.faker import Faker
 
 from . import signals
 from .conf import conf
-from .events import SAMPLE_EVENTS, encode, sample_payload
+from .samples import SAMPLE_EVENTS, encode, sample_payload
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from .payloads import parse_datetime
 from .signature import sign

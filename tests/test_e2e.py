@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 
-from eduzz_webhooks.events import sample_payload
+from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.models import FileDownload
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from django.utils import timezone, translation
 from django.utils.text import capfirst
 
 import eduzz_webhooks
-from eduzz_webhooks.events import encode, sample_payload
+from eduzz_webhooks.samples import encode, sample_payload
 from eduzz_webhooks.models import Learner, WebhookEvent
 from eduzz_webhooks.testing import (
     FileDownloadFactory,

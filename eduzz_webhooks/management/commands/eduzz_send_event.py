@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ...conf import conf
-from ...events import SAMPLE_EVENTS, encode, sample_payload
+from ...samples import SAMPLE_EVENTS, encode, sample_payload
 from ...signature import sign
 from ..base import EduzzCommand
 
