@@ -35,9 +35,6 @@ class Envelope:
     event_type: str
     sent_at: dt.datetime | None
     payload: dict[str, Any]
-    # The body's JSON text, when it is ``payload`` exactly (nothing had to be
-    # cleaned): the event is stored from it, without encoding ``payload`` again.
-    text: str | None = None
 
     @property
     def data(self) -> Any:
@@ -50,13 +47,8 @@ def parse_envelope(body: bytes) -> Envelope:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEnvelope(_("The body is not valid UTF-8.")) from exc
-    as_is = True
     try:
-        try:
-            payload = _DECODER.decode(text)
-        except _UnusualNumber:
-            payload = _LENIENT_DECODER.decode(text)
-            as_is = False
+        payload = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope(_("The body is not valid JSON.")) from exc
     if not isinstance(payload, dict):
@@ -82,25 +74,11 @@ def parse_envelope(body: bytes) -> Envelope:
         event_type=payload["event"],
         sent_at=parse_datetime(payload.get("sentDate")),
         payload=payload,
-        text=text if as_is and not sanitize else None,
     )
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(name)
-
-
-class _UnusualNumber(ValueError):
-    pass
-
-
-def _usual_float(literal: str) -> float:
-    # A long literal or one with an exponent (1e-20000) can be a finite float
-    # in Python and still overflow PostgreSQL's numeric: a body with one is
-    # parsed again, and stored from its parsed payload instead of as it came.
-    if len(literal) > 24 or "e" in literal or "E" in literal:
-        raise _UnusualNumber(literal)
-    return float(literal)
 
 
 def _finite_float(literal: str) -> float:
@@ -110,9 +88,8 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-# Built once: json.loads() with hooks builds a decoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_usual_float)
-_LENIENT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# NaN, Infinity and numbers too large for a float are not JSON that databases store.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _clean(value: Any, depth: int, *, sanitize: bool) -> Any:

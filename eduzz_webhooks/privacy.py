@@ -39,8 +39,8 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from .samples import SAMPLE_EVENTS
 from .models import FileDownload, Learner, Producer, WebhookEvent
+from .samples import SAMPLE_EVENTS
 
 ANONYMOUS_DOMAIN = "invalid"
 

@@ -13,22 +13,19 @@ semantics:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, models, router, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import signals
-from .conf import conf
 from .exceptions import InvalidEventData
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from .payloads import Envelope, FileDownloadData, parse_file_downloaded
@@ -71,46 +68,36 @@ UNAVAILABLE = (OperationalError, InterfaceError)
 @dataclass(frozen=True)
 class Handler:
     parse: Callable[[Any], Any]
-    store: Callable[[WebhookEvent, Any], Any]
+    # store(event, data, new): write the event's records; ``new``: it has none yet.
+    store: Callable[[WebhookEvent, Any, bool], Any]
     announce: Callable[[WebhookEvent, Any], list[tuple[Any, Any]]]
 
 
-def _store_file_download(event: WebhookEvent, data: FileDownloadData) -> FileDownload:
-    # Shared rows in a fixed order (producer, course, lesson, learner), so that
-    # concurrent events that must lock some of them do so in the same order.
+def _store_file_download(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
+    # Shared rows in a fixed order, so that concurrent events that must update
+    # some of them lock them in the same order.
     producer = Producer.objects.ensure(
         {"email": data.producer_email},
-        {"name": data.producer_name, "eduzz_id": data.producer_eduzz_id},
-        update=["name", "eduzz_id"] if data.producer_eduzz_id else ["name"],
+        {"name": data.producer_name}
+        | ({"eduzz_id": data.producer_eduzz_id} if data.producer_eduzz_id else {}),
     )
     course = Course.objects.ensure(
-        {"hash": data.course_hash},
-        {"title": data.course_title, "producer": producer},
-        update=["title", "producer"],
+        {"hash": data.course_hash}, {"title": data.course_title, "producer_id": producer.pk}
     )
     lesson = Lesson.objects.ensure(
-        {"course": course, "external_id": data.lesson_id},
-        {"title": data.lesson_title},
-        update=["title"],
+        {"course": course, "external_id": data.lesson_id}, {"title": data.lesson_title}
     )
-    learner = Learner.objects.ensure(
-        {"email": data.learner_email}, {"name": data.learner_name}, update=["name"]
-    )
-    (download,) = FileDownload.objects.bulk_create(
-        [
-            FileDownload(
-                event=event,
-                learner=learner,
-                course=course,
-                lesson=lesson,
-                producer=producer,
-                downloaded_at=data.downloaded_at,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["event"],
-        update_fields=["learner", "course", "lesson", "producer", "downloaded_at"],
-    )
+    learner = Learner.objects.ensure({"email": data.learner_email}, {"name": data.learner_name})
+    fields = {
+        "learner": learner,
+        "course": course,
+        "lesson": lesson,
+        "producer": producer,
+        "downloaded_at": data.downloaded_at,
+    }
+    if new:
+        return FileDownload.objects.create(event=event, **fields)
+    download, _created = FileDownload.objects.update_or_create(event=event, defaults=fields)
     return download
 
 
@@ -128,51 +115,48 @@ HANDLERS: dict[str, Handler] = {
 # -- entry points --------------------------------------------------------------------
 
 
-def receive(envelope: Envelope) -> Result:
+def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | None = None) -> Result:
     """Take one authentic delivery: store it if new, process it, announce it.
 
-    A duplicate of a stored event does nothing, unless that event had failed:
-    then this delivery processes it again (a manual re-send from Eduzz is how
-    producers retry). With ``PROCESS_IN_BACKGROUND`` the processing is queued
-    as a task instead. Raises an ``UNAVAILABLE`` error if the database is down.
+    With ``enqueue`` (background mode) the delivery only stores the event and
+    hands it to ``enqueue`` inside the event's own transaction; a worker then
+    runs :func:`process`. A duplicate of a stored event does nothing, unless
+    that event had failed: then this delivery runs it again (a manual re-send
+    from Eduzz is how producers retry). Raises an ``UNAVAILABLE`` error if
+    the database is down.
     """
-    background = conf.PROCESS_IN_BACKGROUND
     handler = HANDLERS.get(envelope.event_type)
-    # In background mode the worker parses the data: the request only stores.
-    data, error = (None, "") if background else _parse(handler, envelope.data)
-    values = {
-        "event_id": envelope.event_id,
-        "event_type": envelope.event_type,
-        "payload": envelope.payload,
-        "sent_at": envelope.sent_at,
-        "status": WebhookEvent.Status.FAILED if error else WebhookEvent.Status.RECEIVED,
-        "error": error,
-        "attempts": 0 if background else 1,
-        "claimed_at": None if background else timezone.now(),
-    }
+    data, error = (None, "") if enqueue else _parse(handler, envelope.data)
+    event = WebhookEvent(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        payload=envelope.payload,
+        sent_at=envelope.sent_at,
+        status=WebhookEvent.Status.FAILED if error else WebhookEvent.Status.RECEIVED,
+        error=error,
+        attempts=0 if enqueue else 1,
+        claimed_at=None if enqueue else timezone.now(),
+    )
+    stored = False
     record = None
     try:
-        if background:
-            # Usually one statement, committed on its own: a worker does the rest.
-            event = tasks().store(values, payload_json=envelope.text)
-        else:
-            with transaction.atomic():
-                event = WebhookEvent.objects.insert_if_new(payload_json=envelope.text, **values)
-                if event and handler and not error:
-                    record = handler.store(event, data)
+        with transaction.atomic():
+            event.save(force_insert=True)
+            stored = True
+            if enqueue:
+                enqueue(event)
+            elif handler and not error:
+                record = handler.store(event, data, True)
     except UNAVAILABLE:
         raise
-    except Exception:
+    except Exception as exc:
+        if not stored and isinstance(exc, IntegrityError) and _is_stored(event.event_id):
+            return _redeliver(event.event_id, enqueue)
         # The records could not be written (the event went with them, in the
         # same transaction): keep the event on its own, as failed.
-        logger.exception("Eduzz event %s: storing its records failed", envelope.event_id)
-        values.update(status=WebhookEvent.Status.FAILED, error=traceback.format_exc())
-        event = WebhookEvent.objects.insert_if_new(payload_json=envelope.text, **values)
-        return Result(event, Outcome.FAILED if event else Outcome.DUPLICATE)
-
-    if event is None:
-        return _retry_if_failed(envelope.event_id, background=background)
-    if background:
+        logger.exception("Eduzz event %s: storing its records failed", event.event_id)
+        return _store_failed(event, traceback.format_exc())
+    if enqueue:
         return Result(event, Outcome.QUEUED)
     if error:
         logger.warning("Eduzz event %s stored as failed: %s", event.event_id, error)
@@ -185,8 +169,8 @@ def process(event: WebhookEvent) -> Result:
 
     Used for re-deliveries of failed events, by ``eduzz_replay``, the admin's
     replay action and the background task, always on an event that
-    :func:`claim` (or the task) has taken, which counted the attempt. Records
-    are upserted, so running it again never duplicates them.
+    :func:`claim` or :func:`start` has taken, which counted the attempt.
+    Records are upserted, so running it again never duplicates them.
     """
     if event.payload.get("pruned") is True:
         # Its data went under the retention policy (only processed events are
@@ -201,7 +185,7 @@ def process(event: WebhookEvent) -> Result:
         return Result(event, Outcome.FAILED)
     try:
         with transaction.atomic():
-            record = handler.store(event, data) if handler else None
+            record = handler.store(event, data, False) if handler else None
     except UNAVAILABLE:
         raise
     except Exception:
@@ -224,7 +208,7 @@ def claim(
     counts the attempt. A ``received`` event is taken only if its last attempt
     started more than ``stale_after`` ago (a crashed worker), never one still
     in progress. With ``queued`` the attempt is left for a background task to
-    start and count. Returns the event, or ``None`` if another claimant won or
+    :func:`start`. Returns the event, or ``None`` if another claimant won or
     it is not (or no longer) in that status; pass it on to :func:`process`.
     """
     now = timezone.now()
@@ -239,45 +223,23 @@ def claim(
     return WebhookEvent.objects.get(event_id=event_id) if claimed else None
 
 
-def claim_next() -> tuple[WebhookEvent, bool] | None:
-    """Take the oldest event that waits for a background attempt (``received``, not started).
+def start(event_id: str) -> WebhookEvent | None:
+    """Start the attempt a background task was queued for; of concurrent tasks one wins.
 
-    The same compare-and-set as :func:`claim` starts and counts the attempt,
-    so concurrent drains never take one event twice; on PostgreSQL they also
-    skip the rows another is taking (``FOR UPDATE SKIP LOCKED``) instead of
-    all racing for the oldest. Returns the event, and whether more are
-    waiting; or ``None`` when none is.
+    The same compare-and-set as :func:`claim`, on an event that waits for its
+    task (``received``, no attempt started). Returns the event, or ``None``
+    when there is nothing to start (another task, a replay or a re-delivery
+    took it); pass it on to :func:`process`.
     """
-    db = router.db_for_write(WebhookEvent)
-    events = WebhookEvent.objects.using(db)
-    waiting = events.filter(status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True).order_by(
-        "received_at"
-    )
-    lock = connections[db].features.has_select_for_update_skip_locked
-    if lock:
-        waiting = waiting.select_for_update(skip_locked=True)
-    while True:
-        with transaction.atomic(using=db) if lock else contextlib.nullcontext():
-            pks = list(waiting.values_list("pk", flat=True)[:2])
-            if not pks:
-                return None
-            started = events.filter(
-                pk=pks[0], status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
-            ).update(claimed_at=timezone.now(), attempts=F("attempts") + 1)
-        if started:
-            return events.get(pk=pks[0]), len(pks) > 1
+    started = WebhookEvent.objects.filter(
+        event_id=event_id, status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
+    ).update(claimed_at=timezone.now(), attempts=F("attempts") + 1)
+    return WebhookEvent.objects.get(event_id=event_id) if started else None
 
 
 def stale(cutoff: dt.datetime) -> Q:
     """Events whose last attempt (or, if none started, whose arrival) is older than ``cutoff``."""
     return Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, received_at__lt=cutoff)
-
-
-def tasks() -> ModuleType:
-    """The background-task module, imported only when it is used."""
-    from . import tasks as module
-
-    return module
 
 
 # -- steps -----------------------------------------------------------------------------
@@ -292,14 +254,33 @@ def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
         return None, str(exc)
 
 
-def _retry_if_failed(event_id: str, *, background: bool) -> Result:
-    if background:
+def _is_stored(event_id: str) -> bool:
+    return WebhookEvent.objects.filter(event_id=event_id).exists()
+
+
+def _redeliver(event_id: str, enqueue: Callable[[WebhookEvent], None] | None) -> Result:
+    if enqueue is None:
+        event = claim(event_id)
+        return process(event) if event else Result(None, Outcome.DUPLICATE)
+    with transaction.atomic():
         event = claim(event_id, queued=True)
         if event:
-            tasks().wake_on_commit()
-        return Result(event, Outcome.QUEUED if event else Outcome.DUPLICATE)
-    event = claim(event_id)
-    return process(event) if event else Result(None, Outcome.DUPLICATE)
+            enqueue(event)
+    return Result(event, Outcome.QUEUED if event else Outcome.DUPLICATE)
+
+
+def _store_failed(event: WebhookEvent, error: str) -> Result:
+    event.pk = None
+    event.status = WebhookEvent.Status.FAILED
+    event.error = error
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        if _is_stored(event.event_id):  # a concurrent delivery stored it meanwhile
+            return Result(None, Outcome.DUPLICATE)
+        raise
+    return Result(event, Outcome.FAILED)
 
 
 def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: Any) -> Result:

@@ -59,9 +59,9 @@ from factory.faker import Faker
 
 from . import signals
 from .conf import conf
-from .samples import SAMPLE_EVENTS, encode, sample_payload
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from .payloads import parse_datetime
+from .samples import SAMPLE_EVENTS, encode, sample_payload
 from .signature import sign
 
 __all__ = [

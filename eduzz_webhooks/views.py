@@ -2,168 +2,122 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from rest_framework import status
-from rest_framework.exceptions import APIException
-from rest_framework.renderers import JSONRenderer
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from . import processing
 from .conf import conf
 from .exceptions import InvalidEnvelope
-from .payloads import parse_envelope
+from .payloads import Envelope, parse_envelope
 from .signature import is_valid
 
 logger = logging.getLogger(__name__)
 
-# x-signature, as WSGI and ASGI pass it (read from META: request.headers would
-# copy every header on each delivery).
-SIGNATURE_HEADER = "HTTP_X_SIGNATURE"
 
+# No CSRF token (the signature is the proof), and transactions of its own even
+# under ATOMIC_REQUESTS: the signals must follow the commit of the records.
+@method_decorator([csrf_exempt, transaction.non_atomic_requests], name="dispatch")
+class WebhookView(View):
+    """``POST`` endpoint for every Eduzz event; every answer is JSON."""
 
-class WebhookView(APIView):
-    """``POST`` endpoint for every Eduzz event. No login, no CSRF: the signature is the proof."""
+    http_method_names = ["post"]
 
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
-    throttle_classes: list[Any] = []
-    renderer_classes = [JSONRenderer]
-    parser_classes: list[Any] = []  # the raw body is read and parsed here, once
-    metadata_class = None  # POST only: OPTIONS describes nothing (405)
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
-        # Signals must follow the commit of the records, so the view manages
-        # its own transactions even under ATOMIC_REQUESTS.
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # Always JSON, without parsing Accept: an Accept header or a ?format=
-        # that JSON can't satisfy must not refuse (406, or 404 for ?format=)
-        # an authentic delivery.
-        return _RENDERER, _RENDERER.media_type
-
-    def perform_authentication(self, request: Request) -> None:
-        # Nobody logs in here (the signature is checked below): don't build a
-        # request.user that nothing reads.
-        pass
-
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: HttpRequest) -> JsonResponse:
         limit = conf.MAX_BODY_SIZE
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return self._reject(request, 400, _("The Content-Length header is not a number."))
-        if declared > limit:
-            return self._too_large(request, declared, limit)
+            return _reject(request, 400, _("The Content-Length header is not a number."))
         try:
-            body = request.body
-        except RequestDataTooBig:
-            return self._too_large(request, declared, limit)
-        if len(body) > limit:
-            return self._too_large(request, len(body), limit)
+            body = request.body if size <= limit else b""
+        except RequestDataTooBig:  # Django's own DATA_UPLOAD_MAX_MEMORY_SIZE
+            body = b""
+            size = max(size, limit + 1)
+        size = max(size, len(body))
+        if size > limit:
+            return _reject(
+                request,
+                413,
+                _("The body is larger than MAX_BODY_SIZE (%(limit)d bytes).") % {"limit": limit},
+                size=size,
+            )
 
-        if conf.VERIFY_SIGNATURE and not is_valid(
-            request.META.get(SIGNATURE_HEADER), body, conf.SECRETS
-        ):
+        signature = request.headers.get("x-signature")
+        if conf.VERIFY_SIGNATURE and not is_valid(signature, body, conf.SECRETS):
             reason = (
                 _("The x-signature header is missing.")
-                if SIGNATURE_HEADER not in request.META
+                if signature is None
                 else _("The x-signature header does not match the body.")
             )
-            return self._reject(request, 401, reason, size=len(body))
+            return _reject(request, 401, reason, size=len(body))
 
         try:
             envelope = parse_envelope(body)
         except InvalidEnvelope as exc:
-            return self._reject(request, 400, str(exc), size=len(body))
+            return _reject(request, 400, str(exc), size=len(body))
 
         if envelope.event_type == processing.PING:
-            return _Answer({"detail": _("pong")})
+            return JsonResponse({"detail": _("pong")})
 
         max_age = conf.MAX_EVENT_AGE
-        if max_age is not None and _older_than(envelope.sent_at, max_age):
-            return self._reject(
+        sent_at = envelope.sent_at
+        if max_age is not None and sent_at and (timezone.now() - sent_at).total_seconds() > max_age:
+            return _reject(
                 request, 400, _("The event's sentDate is older than MAX_EVENT_AGE allows.")
             )
 
-        result = processing.receive(envelope)
-        return _Answer(
+        try:
+            result = _receive(envelope)
+        except processing.UNAVAILABLE as exc:
+            logger.error("Eduzz webhook: database unavailable (%s)", type(exc).__name__)
+            detail = _("The database is unavailable; please retry later.")
+            return JsonResponse({"detail": detail}, status=503)
+        except Exception:
+            logger.exception("Eduzz webhook: unexpected error")
+            detail = _("Internal error; the delivery was not stored.")
+            return JsonResponse({"detail": detail}, status=500)
+        duplicate = result.outcome == processing.Outcome.DUPLICATE
+        return JsonResponse(
             {
                 "detail": _("Duplicate event: already received.")
-                if result.outcome is processing.Outcome.DUPLICATE
+                if duplicate
                 else _("Event received."),
                 "id": envelope.event_id,
                 "status": result.outcome.value,
             }
         )
 
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, processing.UNAVAILABLE):
-            logger.error("Eduzz webhook: database unavailable (%s)", type(exc).__name__)
-            return Response(
-                {"detail": _("The database is unavailable; please retry later.")},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-        if isinstance(exc, (Http404, PermissionDenied)):
-            # Django's own exceptions, which DRF answers as 404/403: JSON, like the rest.
-            return super().handle_exception(exc)
-        if not isinstance(exc, APIException):
-            logger.exception("Eduzz webhook: unexpected error")
-            return Response(
-                {"detail": _("Internal error; the delivery was not stored.")},
-                status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-            )
-        return super().handle_exception(exc)
-
-    def _too_large(self, request: Request, size: int, limit: int) -> HttpResponse:
-        return self._reject(
-            request,
-            413,
-            _("The body is larger than MAX_BODY_SIZE (%(limit)d bytes).") % {"limit": limit},
-            size=size,
-        )
-
-    def _reject(
-        self, request: Request, code: int, detail: str, size: int | None = None
-    ) -> HttpResponse:
-        # Enough to debug a rejected delivery, never the body or a secret.
-        logger.warning(
-            "Eduzz webhook rejected with %d: %s (body %s bytes, from %s)",
-            code,
-            detail,
-            size if size is not None else request.META.get("CONTENT_LENGTH", "?"),
-            request.META.get("REMOTE_ADDR", "?"),
-        )
-        return _Answer({"detail": detail}, status=code)
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> JsonResponse:
+        detail = _('Method "%(method)s" not allowed.') % {"method": request.method}
+        return JsonResponse({"detail": detail}, status=405, headers={"Allow": "POST"})
 
 
-_RENDERER = JSONRenderer()
+def _receive(envelope: Envelope) -> processing.Result:
+    if conf.PROCESS_IN_BACKGROUND:
+        from .tasks import enqueue  # needs the Tasks framework: only in background mode
+
+        return processing.receive(envelope, enqueue=enqueue)
+    return processing.receive(envelope)
 
 
-class _Answer(HttpResponse):
-    """A JSON answer, rendered by DRF's JSONRenderer at once.
-
-    A DRF ``Response`` would defer the same rendering through Django's
-    template-response machinery, which costs more than the rendering itself
-    on this endpoint's hot path; every answer here is JSON anyway. ``data``
-    is kept, as on a ``Response``, for tests that read it.
-    """
-
-    def __init__(self, data: dict[str, Any], status: int = status.HTTP_200_OK) -> None:
-        super().__init__(_RENDERER.render(data), status=status, content_type=_RENDERER.media_type)
-        self.data = data
-
-
-def _older_than(sent_at: dt.datetime | None, seconds: float) -> bool:
-    return sent_at is not None and (timezone.now() - sent_at).total_seconds() > seconds
+def _reject(request: HttpRequest, code: int, detail: str, size: int | None = None) -> JsonResponse:
+    # Enough to debug a rejected delivery, never the body or a secret.
+    logger.warning(
+        "Eduzz webhook rejected with %d: %s (body %s bytes, from %s)",
+        code,
+        detail,
+        size if size is not None else request.META.get("CONTENT_LENGTH", "?"),
+        request.META.get("REMOTE_ADDR", "?"),
+    )
+    return JsonResponse({"detail": detail}, status=code)

@@ -1,8 +1,10 @@
-"""A task backend whose broker is down: every enqueue fails, as Celery's or RQ's would."""
+"""Task backends that stand for a broker (Celery, RQ): they keep tasks outside the database."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.db import connection
 
 try:
     from django.tasks.backends.dummy import DummyBackend
@@ -11,5 +13,17 @@ except ImportError:  # Django 5.2: the backport
 
 
 class BrokerDown(DummyBackend):
+    """Every enqueue fails, as a broker's would when it is unreachable."""
+
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         raise ConnectionError("broker down")
+
+
+class Recorder(DummyBackend):
+    """Keeps, for each enqueue, whether it happened inside a transaction."""
+
+    in_transaction: list[bool] = []
+
+    def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
+        self.in_transaction.append(connection.in_atomic_block)
+        return super().enqueue(task, args, kwargs)

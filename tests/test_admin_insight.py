@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from eduzz_webhooks import admin as eduzz_admin
 from eduzz_webhooks import signals
-from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.models import WebhookEvent
+from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.testing import (
     CourseFactory,
     FileDownloadFactory,

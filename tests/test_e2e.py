@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 
-from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.models import FileDownload
+from eduzz_webhooks.samples import sample_payload
 
 pytestmark = pytest.mark.e2e
 

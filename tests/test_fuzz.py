@@ -37,8 +37,8 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from eduzz_webhooks.conf import conf
-from eduzz_webhooks.samples import SAMPLE_EVENTS, encode, sample_payload
 from eduzz_webhooks.models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
+from eduzz_webhooks.samples import SAMPLE_EVENTS, encode, sample_payload
 from eduzz_webhooks.signature import sign
 
 pytestmark = pytest.mark.django_db(transaction=True)

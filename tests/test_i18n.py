@@ -24,8 +24,8 @@ from django.utils import timezone, translation
 from django.utils.text import capfirst
 
 import eduzz_webhooks
-from eduzz_webhooks.samples import encode, sample_payload
 from eduzz_webhooks.models import Learner, WebhookEvent
+from eduzz_webhooks.samples import encode, sample_payload
 from eduzz_webhooks.testing import (
     FileDownloadFactory,
     LearnerFactory,

@@ -22,7 +22,6 @@ pytestmark = pytest.mark.package
 SHIPPED = [
     "eduzz_webhooks/py.typed",
     "eduzz_webhooks/migrations/0001_initial.py",
-    "eduzz_webhooks/migrations/0002_drainrequest.py",
     "eduzz_webhooks/locale/pt_BR/LC_MESSAGES/django.po",
     "eduzz_webhooks/locale/pt_BR/LC_MESSAGES/django.mo",
     "eduzz_webhooks/samples/nutror_file_downloaded.json",

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from eduzz_webhooks import privacy, processing, signals
 from eduzz_webhooks.conf import conf
-from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.management.commands.eduzz_prune_payloads import Command as PruneCommand
 from eduzz_webhooks.models import FileDownload, Learner, Producer, WebhookEvent
 from eduzz_webhooks.privacy import erase_learner
+from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.testing import WebhookEventFactory, post_event
 
 pytestmark = pytest.mark.django_db

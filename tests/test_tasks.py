@@ -1,204 +1,135 @@
-"""Background mode: a delivery stores its event and wakes a drain; a db_worker drains."""
+"""Background mode: a delivery stores its event with its task; a db_worker processes it."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
 from eduzz_webhooks import processing, signals, tasks
-from eduzz_webhooks.models import DrainRequest, FileDownload, WebhookEvent
+from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.testing import post_event, sample_payload
+from tests.brokers import Recorder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def background(settings, monkeypatch):
+def background(settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
-    # An idle drain's last look comes this long after it started (a second in
-    # production): short, so that every worker run below doesn't wait.
-    monkeypatch.setattr(tasks, "SETTLE", 0.05)
 
 
 def run_worker():
     call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
 
 
-def drains():
-    return list(DBTaskResult.objects.filter(task_path="eduzz_webhooks.tasks.drain"))
+def queued():
+    """The event id of each task in the queue, in order."""
+    results = DBTaskResult.objects.filter(task_path=tasks.process_event.module_path)
+    return [r.args_kwargs["args"][0] for r in results.order_by("enqueued_at")]
 
 
-def requested_at():
-    return DrainRequest.objects.get(pk=DrainRequest.PK).requested_at
+def statuses():
+    return dict(WebhookEvent.objects.values_list("event_id", "status"))
 
 
-def store(event_id):
-    payload = sample_payload("nutror.file_downloaded")
-    payload["id"] = event_id
-    values = {
-        "event_id": event_id,
-        "event_type": payload["event"],
-        "payload": payload,
-        "sent_at": None,
-        "status": WebhookEvent.Status.RECEIVED,
-        "error": "",
-        "attempts": 0,
-        "claimed_at": None,
-    }
-    return tasks.store(values)
+def deliver(client, event_id=None, **data):
+    payload = sample_payload("nutror.file_downloaded", **data)
+    if event_id:
+        payload["id"] = event_id
+    return post_event(client, payload)
 
 
-def test_request_stores_and_queues_a_drain_without_processing(client, signal_log):
-    response = post_event(client, sample_payload("nutror.file_downloaded"))
+def test_a_delivery_stores_its_event_and_its_task_and_processes_nothing(client, signal_log):
+    response = deliver(client, "e1")
     assert response.status_code == 200
     assert response.json()["status"] == "queued"
     event = WebhookEvent.objects.get()
     assert (event.status, event.attempts, event.claimed_at) == ("received", 0, None)
     assert FileDownload.objects.count() == 0
     assert signal_log.calls == []
-    (task,) = drains()
-    assert task.args_kwargs == {"args": [], "kwargs": {}}
-    assert requested_at() is not None
+    assert queued() == ["e1"]
 
 
-def test_a_burst_queues_one_drain(client):
-    for _ in range(5):
-        post_event(client, sample_payload("nutror.file_downloaded"))
-    assert WebhookEvent.objects.count() == 5
-    assert len(drains()) == 1
+def test_every_delivery_queues_its_own_task_and_a_duplicate_none(client):
+    for event_id in ("a", "b", "c", "a"):
+        deliver(client, event_id)
+    assert queued() == ["a", "b", "c"]
 
 
 def test_worker_processes_every_event_and_announces_each_once(client, signal_log):
-    payloads = [sample_payload("nutror.file_downloaded") for _ in range(3)]
-    for payload in payloads:
-        post_event(client, payload)
-    post_event(client, payloads[0])  # a duplicate queues nothing
+    for event_id in ("a", "b", "c"):
+        deliver(client, event_id)
     run_worker()
-    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    assert statuses() == dict.fromkeys("abc", "processed")
     assert FileDownload.objects.count() == 3
-    assert len(signal_log.of(signals.file_downloaded)) == 3
-    assert len(signal_log.of(signals.event_received)) == 3
-    # The first drain saw a backlog and queued a helper for another worker;
-    # here the one worker ran both, and the helper found nothing left.
-    assert sorted(len(task.return_value) for task in drains()) == [0, 1]
-    assert sum(task.return_value.get("processed", 0) for task in drains()) == 3
-    assert requested_at() is None  # the drains started: the next delivery queues another
-    post_event(client, sample_payload("nutror.file_downloaded"))
-    assert len(drains()) == 3
-    run_worker()
-    assert len(signal_log.of(signals.event_received)) == 4
+    assert sorted(e.event_id for e in signal_log.events) == ["a", "b", "c"]
+    assert [kwargs["download"].event.event_id for kwargs in signal_log.of(signals.file_downloaded)]
 
 
-def test_a_delivery_covered_by_a_recent_look_asks_nothing():
-    tasks.wake()  # a drain is requested, and this process just saw it
-    DrainRequest.objects.update(requested_at=None)  # the drain starts
-    store("covered")  # committed before that drain's last look: nothing to ask
-    assert len(drains()) == 1
-    assert requested_at() is None
-
-
-def test_the_drains_last_look_finds_a_delivery_that_trusted_it(monkeypatch):
-    # The race the last look is for: this process saw the drain requested, so
-    # a delivery trusts it and asks nothing; but the drain had started, and
-    # its first look found nothing.
-    monkeypatch.setattr(tasks, "SETTLE", 0.5)  # long enough for this test's steps
-    tasks.wake()
-    claim_next = processing.claim_next
+def test_an_event_committed_while_the_worker_finishes_is_processed(client, monkeypatch):
+    # The moment a worker has found its queue empty and is about to stop: an
+    # event committed then has its own task, so no look can miss it.
+    process = processing.process
     late = []
 
-    def first_look_misses_the_late_event():
-        claimed = claim_next()
-        if claimed is None and not late:
-            late.append(store("late"))
-        return claimed
+    def process_then_deliver(event):
+        result = process(event)
+        if not late:
+            late.append(deliver(client, "late"))
+        return result
 
-    monkeypatch.setattr(processing, "claim_next", first_look_misses_the_late_event)
-    assert tasks.drain.call() == {"processed": 1}
-    assert len(drains()) == 1  # the late delivery queued nothing
-    assert WebhookEvent.objects.get(event_id="late").status == "processed"
-
-
-def test_once_the_cover_runs_out_a_delivery_asks_again():
-    tasks.wake()
-    DrainRequest.objects.update(requested_at=None)  # the drain starts...
-    time.sleep(tasks.SETTLE)  # ... and its last look may be over
-    store("after")
-    assert len(drains()) == 2
-
-
-def test_inside_a_transaction_the_cover_counts_at_the_commit():
-    tasks.wake()
-    with transaction.atomic():
-        store("in-transaction")  # covered now, but commits later...
-        DrainRequest.objects.update(requested_at=None)
-        time.sleep(tasks.SETTLE)  # ... than the drain's last look
-        assert len(drains()) == 1  # nothing yet: the event is not committed
-    assert len(drains()) == 2
-
-
-def test_what_wake_finds_inside_a_transaction_covers_nothing():
-    with transaction.atomic():
-        tasks.wake()  # requests a drain that a rollback undoes
-        transaction.set_rollback(True)
-    assert drains() == []
-    store("after-rollback")
-    assert len(drains()) == 1
-
-
-def test_flush_forgets_the_cover(monkeypatch):
-    monkeypatch.setattr(tasks, "SETTLE", 60)  # a cover that would outlast the test
-    tasks.wake()
-    call_command("flush", interactive=False, verbosity=0)  # as between tests
-    store("after-flush")
-    assert len(drains()) == 1
-
-
-def test_an_expired_request_is_renewed():
-    tasks.wake()
-    DrainRequest.objects.update(requested_at=timezone.now() - dt.timedelta(minutes=2))
-    tasks.wake()
-    assert len(drains()) == 2
-    tasks.wake()  # renewed: nothing more
-    assert len(drains()) == 2
-
-
-def test_a_backlog_calls_another_worker_and_a_long_drain_hands_over(monkeypatch):
-    for n in range(3):
-        store(f"backlog-{n}")
-    DBTaskResult.objects.all().delete()  # as if the drain they queued had just started:
-    DrainRequest.objects.update(requested_at=None)
-    monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0)  # time is up after the first event
-    assert tasks.drain.call() == {"processed": 1}
-    (helper,) = drains()  # for the two left, woken once
-    assert WebhookEvent.objects.filter(status="received").count() == 2
-    monkeypatch.setattr(tasks, "DRAIN_SECONDS", 60)
+    monkeypatch.setattr(processing, "process", process_then_deliver)
+    deliver(client, "first")
     run_worker()
-    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
-    helper.refresh_from_db()
-    assert helper.return_value == {"processed": 2}
+    assert statuses() == {"first": "processed", "late": "processed"}
 
 
-def test_drain_leaves_attempts_in_progress_alone():
-    event = store("in-progress")
-    WebhookEvent.objects.filter(pk=event.pk).update(claimed_at=timezone.now(), attempts=1)
-    assert tasks.drain.call() == {}
-    assert WebhookEvent.objects.get().status == "received"
+def test_an_event_is_never_stored_without_its_task(client, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("task table unusable")
+
+    monkeypatch.setattr(DBTaskResult.objects, "create", broken)
+    response = deliver(client, "e1")
+    # Stored on its own as failed, with the reason, for a replay: not as waiting for no task.
+    assert response.json()["status"] == "failed"
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "task table unusable" in event.error
+    assert queued() == []
 
 
-def test_a_failed_enqueue_is_undone_and_logged(client, settings, caplog):
+def test_a_task_whose_event_was_taken_meanwhile_does_nothing(client, signal_log):
+    deliver(client, "e1")
+    call_command("eduzz_replay", "--pending", "--older-than", "0", verbosity=0)
+    assert len(signal_log.events) == 1
+    run_worker()  # the task finds the event processed: skipped
+    assert len(signal_log.events) == 1
+    assert WebhookEvent.objects.get().attempts == 1
+    (result,) = DBTaskResult.objects.all()
+    assert result.return_value == processing.Outcome.SKIPPED.value
+
+
+def test_with_a_broker_the_task_is_enqueued_after_the_commit(client, settings):
+    settings.TASKS = {"default": {"BACKEND": "tests.brokers.Recorder"}}
+    Recorder.in_transaction.clear()
+    deliver(client, "e1")
+    assert Recorder.in_transaction == [False]  # a worker can find the event at once
+
+
+def test_a_broker_that_is_down_leaves_the_event_for_replay(client, settings, caplog):
     settings.TASKS = {"default": {"BACKEND": "tests.brokers.BrokerDown"}}
-    response = post_event(client, sample_payload("nutror.file_downloaded"))
-    assert response.status_code == 200  # the event is stored: the next delivery retries
-    assert WebhookEvent.objects.get().status == "received"
-    assert requested_at() is None
-    assert "enqueueing a drain task failed" in caplog.text
+    response = deliver(client, "e1")
+    assert response.status_code == 200  # the event is stored
+    assert response.json()["status"] == "queued"
+    assert statuses() == {"e1": "received"}
+    assert "e1: enqueueing its task failed" in caplog.text
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    call_command("eduzz_replay", "--pending", "--older-than", "0", verbosity=0)
+    assert statuses() == {"e1": "processed"}
 
 
 def test_failing_receiver_is_kept_and_retried_by_replay(client, connect):
@@ -210,7 +141,7 @@ def test_failing_receiver_is_kept_and_retried_by_replay(client, connect):
             raise RuntimeError("CRM down")
 
     connect(signals.file_downloaded, flaky)
-    post_event(client, sample_payload("nutror.file_downloaded"))
+    deliver(client)
     run_worker()
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.FAILED
     call_command("eduzz_replay", "--failed", verbosity=0)
@@ -219,35 +150,26 @@ def test_failing_receiver_is_kept_and_retried_by_replay(client, connect):
 
 
 def test_redelivery_of_a_failed_event_queues_it_again(client):
-    payload = sample_payload("nutror.file_downloaded", learner={})
-    post_event(client, payload)
+    deliver(client, "e1", learner={})
     run_worker()
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.FAILED
     assert event.error.startswith("data.learner.email")
-    response = post_event(client, payload)
+    response = deliver(client, "e1", learner={})
     assert response.json()["status"] == "queued"
-    assert len(drains()) == 2
+    assert queued() == ["e1", "e1"]
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.RECEIVED
 
 
 @pytest.mark.postgres
-def test_concurrent_drains_share_a_backlog_without_taking_an_event_twice(signal_log):
-    for n in range(40):
-        store(f"shared-{n}")
-    results = []
-    in_threads(4, lambda: results.append(tasks.drain.call()))
-    assert sum(r.get("processed", 0) for r in results) == 40
-    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
-    assert len(signal_log.of(signals.event_received)) == 40
-
-
-@pytest.mark.postgres
-def test_concurrent_wakes_queue_one_drain():
-    DrainRequest.objects.create(pk=DrainRequest.PK, requested_at=None)
-    barrier = threading.Barrier(6)
-    in_threads(6, lambda: (barrier.wait(), tasks.wake()))
-    assert len(drains()) == 1
+def test_concurrent_tasks_of_one_event_process_it_once(client, signal_log):
+    deliver(client, "e1")
+    outcomes = []
+    barrier = threading.Barrier(4)
+    in_threads(4, lambda: (barrier.wait(), outcomes.append(tasks.process_event.call("e1"))))
+    assert sorted(outcomes) == ["processed", "skipped", "skipped", "skipped"]
+    assert WebhookEvent.objects.get().attempts == 1
+    assert len(signal_log.events) == 1
 
 
 def in_threads(count, work):
