@@ -2,44 +2,52 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, conf
 
 MIN_SECRET_LENGTH = 16
+
+# The accessors of conf that judge a value, the id of their error and its hint.
+VALIDATED = [
+    ("SECRETS", "E002", "Copy each key from the Eduzz panel (Configurações > Chaves)."),
+    (
+        "NAIVE_DATETIME_TIMEZONE",
+        "E006",
+        "Use an IANA name such as 'America/Sao_Paulo' (install the tzdata package where the "
+        "system has no time zone database).",
+    ),
+    ("MAX_BODY_SIZE", "E008", "See the settings reference."),
+    ("MAX_EVENT_AGE", "E008", "See the settings reference."),
+    ("PAYLOAD_RETENTION_DAYS", "E008", "See the settings reference."),
+]
 
 
 @register(Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    config = getattr(settings, "EDUZZ_WEBHOOKS", {}) or {}
-    if not isinstance(config, dict):
+    try:
+        config = conf.user_settings()
+    except ImproperlyConfigured as exc:
         return [
             Error(
-                "The EDUZZ_WEBHOOKS setting must be a dict.",
+                str(exc),
                 hint='EDUZZ_WEBHOOKS = {"SECRETS": ["<key from the Eduzz panel>"]}',
                 id="eduzz_webhooks.E003",
             )
         ]
-    secrets = config.get("SECRETS", [])
-    if isinstance(secrets, str):
-        secrets = [secrets]
-    if not isinstance(secrets, (list, tuple)) or not all(
-        isinstance(s, (str, bytes)) and s for s in secrets
-    ):
-        return [
-            Error(
-                "EDUZZ_WEBHOOKS['SECRETS'] must be a list of non-empty strings.",
-                hint="Copy each key from the Eduzz panel (Configurações > Chaves).",
-                id="eduzz_webhooks.E002",
-            )
-        ]
     messages: list[CheckMessage] = []
-    verify = config.get("VERIFY_SIGNATURE", True)
-    if verify and not secrets:
+    for name, code, hint in VALIDATED:
+        try:
+            getattr(conf, name)
+        except ImproperlyConfigured as exc:
+            messages.append(Error(str(exc), hint=hint, id=f"eduzz_webhooks.{code}"))
+    if not any(m.id == "eduzz_webhooks.E002" for m in messages) and (
+        conf.VERIFY_SIGNATURE and not conf.SECRETS
+    ):
         messages.append(
             Error(
                 "EDUZZ_WEBHOOKS['SECRETS'] is empty, so every webhook would be refused.",
@@ -48,14 +56,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="eduzz_webhooks.E001",
             )
         )
-    if config.get("PROCESS_IN_BACKGROUND"):
-        messages.extend(_check_tasks(config.get("TASK_BACKEND", "default")))
-    messages.extend(_check_values(config))
-    return messages
-
-
-def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
         messages.append(
@@ -63,19 +63,6 @@ def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
                 f"EDUZZ_WEBHOOKS has unknown keys: {', '.join(map(repr, unknown))}.",
                 hint=f"The known keys are: {', '.join(DEFAULTS)}. Check the spelling.",
                 id="eduzz_webhooks.W003",
-            )
-        )
-    zone = config.get("NAIVE_DATETIME_TIMEZONE", DEFAULTS["NAIVE_DATETIME_TIMEZONE"])
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        messages.append(
-            Error(
-                f"EDUZZ_WEBHOOKS['NAIVE_DATETIME_TIMEZONE'] is {zone!r}, which is not a time "
-                "zone this system knows.",
-                hint="Use an IANA name such as 'America/Sao_Paulo' (install the tzdata "
-                "package where the system has no time zone database).",
-                id="eduzz_webhooks.E006",
             )
         )
     if not settings.USE_TZ:
@@ -86,25 +73,8 @@ def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
                 id="eduzz_webhooks.E007",
             )
         )
-    # (key, accepted types, minimum, None allowed); the types are those conf.py reads.
-    for key, types, minimum, optional in (
-        ("MAX_BODY_SIZE", (int,), 1, False),
-        ("MAX_EVENT_AGE", (int, float), 0.001, True),
-        ("PAYLOAD_RETENTION_DAYS", (int,), 0, True),
-    ):
-        value = config.get(key, DEFAULTS[key])
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, types) or not value >= minimum:
-            kind = "a whole number" if types == (int,) else "a number of seconds"
-            messages.append(
-                Error(
-                    f"EDUZZ_WEBHOOKS[{key!r}] must be {kind} of at least {minimum}"
-                    + (" or None." if optional else "."),
-                    hint=f"It is {value!r}; see the settings reference.",
-                    id="eduzz_webhooks.E008",
-                )
-            )
+    if conf.PROCESS_IN_BACKGROUND:
+        messages.extend(_check_tasks(conf.TASK_BACKEND))
     return messages
 
 
@@ -147,11 +117,12 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
 
 @register(Tags.security, deploy=True)
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    config = getattr(settings, "EDUZZ_WEBHOOKS", {}) or {}
-    if not isinstance(config, dict):
-        return []
+    try:
+        verify, secrets = conf.VERIFY_SIGNATURE, conf.SECRETS
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
     messages: list[CheckMessage] = []
-    if not config.get("VERIFY_SIGNATURE", True):
+    if not verify:
         messages.append(
             Warning(
                 "EDUZZ_WEBHOOKS['VERIFY_SIGNATURE'] is False: anybody can post forged events.",
@@ -159,12 +130,7 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="eduzz_webhooks.W001",
             )
         )
-    secrets = config.get("SECRETS", [])
-    if isinstance(secrets, (str, bytes)):
-        secrets = [secrets]
-    if isinstance(secrets, (list, tuple)) and any(
-        isinstance(s, (str, bytes)) and 0 < len(s) < MIN_SECRET_LENGTH for s in secrets
-    ):
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
         messages.append(
             Warning(
                 f"A key in EDUZZ_WEBHOOKS['SECRETS'] is shorter than {MIN_SECRET_LENGTH} "

@@ -1,15 +1,20 @@
-"""The app's settings, read lazily from ``settings.EDUZZ_WEBHOOKS``.
+"""The app's settings, read from ``settings.EDUZZ_WEBHOOKS`` when asked for.
 
 Every accessor reads Django's settings at call time, so ``override_settings``
-works in tests. The defaults are documented in ``docs/settings.rst``.
+works in tests, and raises ``ImproperlyConfigured`` for a value it cannot use;
+the system checks (:mod:`eduzz_webhooks.checks`) call the same accessors, so
+a value is judged in one place. The defaults are documented in
+``docs/settings.rst``.
 """
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     "SECRETS": [],
@@ -23,50 +28,89 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _get(name: str) -> Any:
-    user = getattr(settings, "EDUZZ_WEBHOOKS", None) or {}
-    return user.get(name, DEFAULTS[name])
-
-
 class Settings:
-    """Typed, lazily-read view of ``settings.EDUZZ_WEBHOOKS``."""
+    """Typed view of ``settings.EDUZZ_WEBHOOKS``."""
+
+    def user_settings(self) -> dict[str, Any]:
+        """The setting as the project wrote it."""
+        value = getattr(settings, "EDUZZ_WEBHOOKS", None) or {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("The EDUZZ_WEBHOOKS setting must be a dict.")
+        return value
+
+    def _get(self, name: str) -> Any:
+        return self.user_settings().get(name, DEFAULTS[name])
 
     @property
-    def SECRETS(self) -> list[str]:
-        value = _get("SECRETS")
-        if isinstance(value, str):
-            return [value]
-        return list(value)
+    def SECRETS(self) -> list[str | bytes]:
+        value = self._get("SECRETS")
+        secrets = [value] if isinstance(value, (str, bytes)) else value
+        if not isinstance(secrets, (list, tuple)) or not all(
+            isinstance(s, (str, bytes)) and s for s in secrets
+        ):
+            raise ImproperlyConfigured(
+                "EDUZZ_WEBHOOKS['SECRETS'] must be a list of non-empty strings."
+            )
+        return list(secrets)
 
     @property
     def VERIFY_SIGNATURE(self) -> bool:
-        return bool(_get("VERIFY_SIGNATURE"))
+        return bool(self._get("VERIFY_SIGNATURE"))
 
     @property
     def MAX_BODY_SIZE(self) -> int:
-        return int(_get("MAX_BODY_SIZE"))
+        value: int = self._number("MAX_BODY_SIZE", whole=True, minimum=1)
+        return value
 
     @property
     def NAIVE_DATETIME_TIMEZONE(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(_get("NAIVE_DATETIME_TIMEZONE"))
+        name = self._get("NAIVE_DATETIME_TIMEZONE")
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"EDUZZ_WEBHOOKS['NAIVE_DATETIME_TIMEZONE'] is {name!r}, which is not a time "
+                "zone this system knows."
+            ) from None
 
     @property
     def MAX_EVENT_AGE(self) -> float | None:
-        value = _get("MAX_EVENT_AGE")
+        value = self._number("MAX_EVENT_AGE", whole=False, minimum=0.001, optional=True)
         return None if value is None else float(value)
 
     @property
     def PROCESS_IN_BACKGROUND(self) -> bool:
-        return bool(_get("PROCESS_IN_BACKGROUND"))
+        return bool(self._get("PROCESS_IN_BACKGROUND"))
 
     @property
     def TASK_BACKEND(self) -> str:
-        return str(_get("TASK_BACKEND"))
+        return str(self._get("TASK_BACKEND"))
 
     @property
     def PAYLOAD_RETENTION_DAYS(self) -> int | None:
-        value = _get("PAYLOAD_RETENTION_DAYS")
-        return None if value is None else int(value)
+        value: int | None = self._number(
+            "PAYLOAD_RETENTION_DAYS", whole=True, minimum=0, optional=True
+        )
+        return value
+
+    def _number(self, name: str, *, whole: bool, minimum: float, optional: bool = False) -> Any:
+        value = self._get(name)
+        if value is None and optional:
+            return None
+        types = (int,) if whole else (int, float)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, types)
+            or not math.isfinite(value)
+            or value < minimum
+        ):
+            kind = "a whole number" if whole else "a number of seconds"
+            raise ImproperlyConfigured(
+                f"EDUZZ_WEBHOOKS[{name!r}] must be {kind} of at least {minimum}"
+                + (" or None" if optional else "")
+                + f"; it is {value!r}."
+            )
+        return value
 
 
 conf = Settings()
