@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class InvalidEnvelope(Exception):
-    """The body is not an Eduzz envelope: answered with 400, nothing stored."""
+    """The body is not a usable Eduzz envelope (see ``payloads.read_envelope``)."""
 
 
 class InvalidEventData(Exception):

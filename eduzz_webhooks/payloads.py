@@ -1,13 +1,15 @@
 """Parsing of the envelope and of each modelled event's ``data``.
 
-The envelope is checked strictly (a body that is not an Eduzz envelope is
-refused); event data leniently (unknown fields are ignored, every documented
-variation is accepted), since an authentic event is never refused.
+Nothing authentic is refused: a body that is not a usable envelope is read
+as far as it goes and carries the reason (:attr:`Envelope.error`), so that it
+is kept as a failed event; event data is read leniently (unknown fields are
+ignored, every documented variation is accepted).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import re
@@ -31,49 +33,111 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 @dataclass(frozen=True)
 class Envelope:
+    """A delivery's body, read.
+
+    ``payload`` is the parsed JSON (an object, for a usable envelope), or the
+    body as text when it is not JSON. ``error`` says why the envelope can't be
+    used; ``event_id`` is then the envelope's own id if it has a usable one,
+    else ``"sha256:"`` and the hex SHA-256 of the body, so that the same body
+    is the same event.
+    """
+
     event_id: str
     event_type: str
     sent_at: dt.datetime | None
-    payload: dict[str, Any]
+    payload: Any
+    error: str = ""
 
     @property
     def data(self) -> Any:
-        return self.payload.get("data")
+        return self.payload.get("data") if isinstance(self.payload, dict) else None
 
 
-def parse_envelope(body: bytes) -> Envelope:
-    """Parse a raw body into an :class:`Envelope`, or raise ``InvalidEnvelope``."""
+def read_envelope(body: bytes) -> Envelope:
+    """Read a raw body as an :class:`Envelope`, usable or not; never raises."""
     try:
         text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEnvelope(_("The body is not valid UTF-8.")) from exc
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", "backslashreplace")
+        return _unusable(body, _clean_str(text), _("The body is not valid UTF-8."))
     try:
         payload = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidEnvelope(_("The body is not valid JSON.")) from exc
-    if not isinstance(payload, dict):
-        raise InvalidEnvelope(_("The body must be a JSON object."))
+    except (ValueError, RecursionError):
+        return _unusable(body, _clean_str(text), _("The body is not valid JSON."))
     # Escapes are the only way to smuggle NUL or lone surrogates, which
     # PostgreSQL cannot store; the walk also bounds the nesting depth. Without
     # escapes and with fewer brackets than that depth there is nothing to do.
     sanitize = "\\u" in text
+    too_deep = ""
     if sanitize or text.count("{") + text.count("[") > MAX_DEPTH:
-        payload = _clean(payload, 0, sanitize=sanitize)
-    for key in ("id", "event"):
-        value = payload.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidEnvelope(
-                _("The field '%(field)s' must be a non-empty string.") % {"field": key}
-            )
-        if len(value) > 255:
-            raise InvalidEnvelope(
-                _("The field '%(field)s' is longer than 255 characters.") % {"field": key}
-            )
+        try:
+            payload = _clean(payload, 0, sanitize=sanitize)
+        except InvalidEnvelope as exc:
+            too_deep = str(exc)
+    if not isinstance(payload, dict):
+        # JSON null would be stored as SQL NULL: keep its text instead.
+        kept = _clean_str(text) if payload is None or too_deep else payload
+        return _unusable(body, kept, too_deep or _("The body must be a JSON object."))
+    event_id, event_type, error = _identity(payload)
+    if too_deep or error:
+        return _unusable(
+            body,
+            _clean_str(text) if too_deep else payload,
+            too_deep or error,
+            event_id=_clean_str(event_id) if event_id else None,
+            event_type=_clean_str(event_type[:255]) if isinstance(event_type, str) else "",
+        )
     return Envelope(
-        event_id=payload["id"],
-        event_type=payload["event"],
+        event_id=event_id,
+        event_type=event_type,
         sent_at=parse_datetime(payload.get("sentDate")),
         payload=payload,
+    )
+
+
+def usable_envelope_error(payload: Any) -> str:
+    """Why a stored payload is not a usable envelope; empty when it is one."""
+    if not isinstance(payload, dict):
+        return _("The body must be a JSON object.")
+    return _identity(payload)[2]
+
+
+def _identity(payload: dict[str, Any]) -> tuple[Any, Any, str]:
+    """The envelope's id and event, and why they can't be used (empty when they can).
+
+    The id is ``None`` when it is not usable; a number is kept as its text.
+    """
+    event_id, event_type = payload.get("id"), payload.get("event")
+    if isinstance(event_id, (int, float)) and not isinstance(event_id, bool):
+        event_id = str(event_id)
+    for field, value in (("id", event_id), ("event", event_type)):
+        if not isinstance(value, str) or not value.strip():
+            error = _("The field '%(field)s' must be a non-empty string.") % {"field": field}
+        elif len(value) > 255:
+            error = _("The field '%(field)s' is longer than 255 characters.") % {"field": field}
+        else:
+            continue
+        return (event_id if field == "event" else None), event_type, error
+    return event_id, event_type, ""
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Read a raw body as a usable :class:`Envelope`, or raise ``InvalidEnvelope``."""
+    envelope = read_envelope(body)
+    if envelope.error:
+        raise InvalidEnvelope(envelope.error)
+    return envelope
+
+
+def _unusable(
+    body: bytes, payload: Any, error: str, *, event_id: str | None = None, event_type: str = ""
+) -> Envelope:
+    return Envelope(
+        event_id=event_id or "sha256:" + hashlib.sha256(body).hexdigest(),
+        event_type=event_type,
+        sent_at=None,
+        payload=payload,
+        error=error,
     )
 
 

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from . import signals
 from .exceptions import InvalidEventData
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
-from .payloads import Envelope, FileDownloadData, parse_file_downloaded
+from .payloads import Envelope, FileDownloadData, parse_file_downloaded, usable_envelope_error
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,11 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     from Eduzz is how producers retry). Raises an ``UNAVAILABLE`` error if
     the database is down.
     """
-    handler = HANDLERS.get(envelope.event_type)
-    data, error = (None, "") if enqueue else _parse(handler, envelope.data)
+    if envelope.error:  # kept as failed: nothing to parse, build or queue
+        handler, enqueue, data, error = None, None, None, envelope.error
+    else:
+        handler = HANDLERS.get(envelope.event_type)
+        data, error = (None, "") if enqueue else _parse(handler, envelope.data)
     event = WebhookEvent(
         event_id=envelope.event_id,
         event_type=envelope.event_type,
@@ -151,6 +154,8 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
         raise
     except Exception as exc:
         if not stored and isinstance(exc, IntegrityError) and _is_stored(event.event_id):
+            if envelope.error:  # the same unusable body again: nothing could change
+                return Result(None, Outcome.DUPLICATE)
             return _redeliver(event.event_id, enqueue)
         # The records could not be written (the event went with them, in the
         # same transaction): keep the event on its own, as failed.
@@ -172,13 +177,17 @@ def process(event: WebhookEvent) -> Result:
     :func:`claim` or :func:`start` has taken, which counted the attempt.
     Records are upserted, so running it again never duplicates them.
     """
-    if event.payload.get("pruned") is True:
+    if isinstance(event.payload, dict) and event.payload.get("pruned") is True:
         # Its data went under the retention policy (only processed events are
         # pruned): nothing to rebuild or announce, so it stays processed.
         WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
         event.status = WebhookEvent.Status.PROCESSED
         return Result(event, Outcome.PRUNED)
     handler = HANDLERS.get(event.event_type)
+    envelope_error = usable_envelope_error(event.payload)
+    if envelope_error:  # kept as it came: its stored error says what is wrong
+        _finish(event, WebhookEvent.Status.FAILED, event.error or envelope_error)
+        return Result(event, Outcome.FAILED)
     data, error = _parse(handler, event.payload.get("data"))
     if error:
         _finish(event, WebhookEvent.Status.FAILED, error)

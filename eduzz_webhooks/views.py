@@ -16,8 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import processing
 from .conf import conf
-from .exceptions import InvalidEnvelope
-from .payloads import Envelope, parse_envelope
+from .payloads import Envelope, read_envelope
 from .signature import is_valid
 
 logger = logging.getLogger(__name__)
@@ -60,12 +59,8 @@ class WebhookView(View):
             )
             return _reject(request, 401, reason, size=len(body))
 
-        try:
-            envelope = parse_envelope(body)
-        except InvalidEnvelope as exc:
-            return _reject(request, 400, str(exc), size=len(body))
-
-        if envelope.event_type == processing.PING:
+        envelope = read_envelope(body)
+        if envelope.event_type == processing.PING and not envelope.error:
             return JsonResponse({"detail": _("pong")})
 
         max_age = conf.MAX_EVENT_AGE
@@ -85,15 +80,12 @@ class WebhookView(View):
             logger.exception("Eduzz webhook: unexpected error")
             detail = _("Internal error; the delivery was not stored.")
             return JsonResponse({"detail": detail}, status=500)
-        duplicate = result.outcome == processing.Outcome.DUPLICATE
+        if result.outcome == processing.Outcome.DUPLICATE:
+            detail = _("Duplicate event: already received.")
+        else:
+            detail = envelope.error or _("Event received.")
         return JsonResponse(
-            {
-                "detail": _("Duplicate event: already received.")
-                if duplicate
-                else _("Event received."),
-                "id": envelope.event_id,
-                "status": result.outcome.value,
-            }
+            {"detail": detail, "id": envelope.event_id, "status": result.outcome.value}
         )
 
     def http_method_not_allowed(

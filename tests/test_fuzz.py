@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
+import math
 import random
 import re
 import string
@@ -136,17 +138,18 @@ def check_delivery(response: Any, body: bytes, authentic: bool, before: dict[str
         assert written_since(before) == {}
         return str(status)
 
-    # Accepted: it was a JSON object (or the app would have said 400).
-    sent = replace_unstorable(json.loads(body.decode("utf-8")))
+    sent, usable_id, usable_type = envelope_spec(body)
+    if usable_id is None or usable_type is None:
+        return check_unusable_envelope(answer, body, before, usable_id, usable_type)
     if sent["event"] == "ping":
         assert written_since(before) == {}
         return "ping"
     event_row = WebhookEvent.objects.get()  # reads sent_at back: it must be storable
-    assert event_row.event_id == sent["id"]
-    assert event_row.event_type == sent["event"]
+    assert event_row.event_id == usable_id
+    assert event_row.event_type == usable_type
     assert same_json(event_row.payload, sent)
     assert event_row.attempts == 1
-    assert answer["id"] == sent["id"]
+    assert answer["id"] == usable_id
     assert answer["status"] == event_row.status
     new = written_since(before)
     if event_row.status == WebhookEvent.Status.PROCESSED:
@@ -164,6 +167,71 @@ def check_delivery(response: Any, body: bytes, authentic: bool, before: dict[str
     assert event_row.error.startswith("data"), event_row.error[:2000]
     assert new == {WebhookEvent._meta.label: 1}
     return "failed download"
+
+
+def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
+    """The spec of a signed body: its JSON (``None`` if it is not JSON a database
+    stores), its usable id (a number as its text) and its usable event type."""
+
+    def refuse(literal: str) -> Any:
+        raise ValueError(literal)
+
+    def finite(literal: str) -> float:
+        if not math.isfinite(float(literal)):
+            raise ValueError(literal)
+        return float(literal)
+
+    try:
+        sent = json.loads(body.decode("utf-8"), parse_constant=refuse, parse_float=finite)
+    except (ValueError, RecursionError):
+        return None, None, None
+    if not isinstance(sent, dict):
+        return sent, None, None
+    too_deep = depth(sent) > 32
+    if not too_deep:
+        sent = replace_unstorable(sent)
+
+    def usable(value: Any) -> str | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        return value if isinstance(value, str) and value.strip() and len(value) <= 255 else None
+
+    event_id, event_type = usable(sent.get("id")), usable(sent.get("event"))
+    if too_deep:
+        return sent, replace_unstorable(event_id), None
+    return sent, event_id, event_type
+
+
+def depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively: a generated body may nest thousands deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+            deepest = max(deepest, level + 1)
+    return deepest
+
+
+def check_unusable_envelope(
+    answer: dict[str, Any],
+    body: bytes,
+    before: dict[str, int],
+    usable_id: str | None,
+    usable_type: str | None,
+) -> str:
+    """A signed body that is not a usable envelope: kept as a failed event, nothing else."""
+    event_row = WebhookEvent.objects.get()
+    expected_id = usable_id or "sha256:" + hashlib.sha256(body).hexdigest()
+    assert event_row.event_id == answer["id"] == expected_id
+    assert event_row.status == answer["status"] == WebhookEvent.Status.FAILED
+    assert event_row.error == answer["detail"]
+    assert not event_row.error.startswith("data")
+    if usable_type:
+        assert event_row.event_type == usable_type
+    assert written_since(before) == {WebhookEvent._meta.label: 1}
+    return "failed envelope"
 
 
 def check_file_download(event_row: WebhookEvent, data: dict[str, Any]) -> None:
@@ -491,7 +559,7 @@ def truncated(draw: st.DrawFn) -> Body:
     """A valid body cut anywhere before its closing brace: never JSON any more."""
     whole = draw(st.one_of(file_downloaded_valid(), envelopes())).raw
     end = whole.rindex(b"}")  # >= 1: every such body starts with "{"
-    return Body("truncated", whole[: draw(st.integers(0, end - 1))], "400")
+    return Body("truncated", whole[: draw(st.integers(0, end - 1))], "failed envelope")
 
 
 @st.composite
@@ -501,7 +569,7 @@ def deeply_nested(draw: st.DrawFn) -> Body:
     inner = opener * depth + "1" + closer * depth
     raw = ('{"id":"deep","event":"x.nested","data":' + inner + "}").encode()
     # Eduzz nests three levels; far deeper is refused (the limit is 32).
-    expect = "processed other" if depth <= 10 else "400" if depth >= 40 else None
+    expect = "processed other" if depth <= 10 else "failed envelope" if depth >= 40 else None
     return Body("deeply nested", raw, expect)
 
 

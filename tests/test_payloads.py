@@ -6,7 +6,12 @@ import json
 import pytest
 
 from eduzz_webhooks.exceptions import InvalidEnvelope, InvalidEventData
-from eduzz_webhooks.payloads import parse_datetime, parse_envelope, parse_file_downloaded
+from eduzz_webhooks.payloads import (
+    parse_datetime,
+    parse_envelope,
+    parse_file_downloaded,
+    read_envelope,
+)
 from eduzz_webhooks.testing import encode, sample_payload
 
 UTC = dt.timezone.utc
@@ -20,7 +25,7 @@ UTC = dt.timezone.utc
         (b"[1, 2]", "must be a JSON object"),
         (b'"text"', "must be a JSON object"),
         (b'{"event": "ping"}', "'id' must be a non-empty string"),
-        (b'{"id": 12, "event": "ping"}', "'id' must be a non-empty string"),
+        (b'{"id": true, "event": "ping"}', "'id' must be a non-empty string"),
         (b'{"id": "  ", "event": "ping"}', "'id' must be a non-empty string"),
         (b'{"id": "1"}', "'event' must be a non-empty string"),
         (b'{"id": "1", "event": null}', "'event' must be a non-empty string"),
@@ -31,6 +36,7 @@ UTC = dt.timezone.utc
     ],
 )
 def test_bad_envelopes_say_what_is_wrong(body, message):
+    assert message in read_envelope(body).error
     with pytest.raises(InvalidEnvelope, match=message):
         parse_envelope(body)
 

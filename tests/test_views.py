@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from django.db import connection
@@ -104,20 +105,83 @@ def test_verification_can_be_switched_off_explicitly(
 # -- 3. envelope ---------------------------------------------------------------------
 
 
+def body_id(body):
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 @pytest.mark.parametrize(
-    ("body", "detail"),
+    ("body", "detail", "event_id", "event_type", "kept"),
     [
-        (b"{not json", "The body is not valid JSON."),
-        (b"[]", "The body must be a JSON object."),
-        (b'{"event": "nutror.file_downloaded"}', "The field 'id' must be a non-empty string."),
-        (b'{"id": 1, "event": "ping"}', "The field 'id' must be a non-empty string."),
-        (b'{"id": "abc", "event": 5}', "The field 'event' must be a non-empty string."),
+        (b"\xff\xfe{}", "The body is not valid UTF-8.", None, "", "\\xff\\xfe{}"),
+        (b"{not json", "The body is not valid JSON.", None, "", "{not json"),
+        (b"null", "The body must be a JSON object.", None, "", "null"),
+        (b"[1, 2]", "The body must be a JSON object.", None, "", [1, 2]),
+        (b"[" * 40 + b"]" * 40, "The JSON is nested too deeply.", None, "", "[" * 40 + "]" * 40),
+        (
+            b'{"event": "alpaclass.student_module_finished"}',
+            "The field 'id' must be a non-empty string.",
+            None,
+            "alpaclass.student_module_finished",
+            {"event": "alpaclass.student_module_finished"},
+        ),
+        (
+            b'{"id": "  ", "event": "x.y"}',
+            "The field 'id' must be a non-empty string.",
+            None,
+            "x.y",
+            {"id": "  ", "event": "x.y"},
+        ),
+        (
+            b'{"id": "abc", "event": 5}',
+            "The field 'event' must be a non-empty string.",
+            "abc",
+            "",
+            {"id": "abc", "event": 5},
+        ),
+        (
+            b'{"id": "abc"}',
+            "The field 'event' must be a non-empty string.",
+            "abc",
+            "",
+            {"id": "abc"},
+        ),
     ],
 )
-def test_signed_body_that_is_not_an_envelope_is_400(client, body, detail):
-    response = post_event(client, body)
-    assert response.status_code == 400
-    assert response.json() == {"detail": detail}
+def test_a_signed_body_that_is_not_a_usable_envelope_is_kept_as_failed(
+    deliver, signal_log, body, detail, event_id, event_type, kept
+):
+    response = deliver(body)
+    event_id = event_id or body_id(body)
+    assert response.status_code == 200
+    assert response.json() == {"detail": detail, "id": event_id, "status": "failed"}
+    event = WebhookEvent.objects.get()
+    assert (event.event_id, event.event_type, event.status) == (event_id, event_type, "failed")
+    assert event.error == detail
+    assert event.payload == kept
+    assert FileDownload.objects.count() == 0
+    assert signal_log.calls == []
+
+
+def test_the_same_unusable_body_again_is_a_duplicate(deliver):
+    body = b'{"event": "nutror.file_downloaded", "data": {}}'
+    deliver(body)
+    response = deliver(body)
+    assert response.json()["status"] == "duplicate"
+    assert WebhookEvent.objects.get().attempts == 1
+
+
+def test_a_numeric_id_is_kept_as_its_text_and_processed(deliver, signal_log):
+    payload = sample_payload("nutror.file_downloaded")
+    payload["id"] = 12
+    response = deliver(payload)
+    assert response.json() == {"detail": "Event received.", "id": "12", "status": "processed"}
+    assert WebhookEvent.objects.get(event_id="12").status == "processed"
+    assert FileDownload.objects.count() == 1
+
+
+def test_an_unusable_body_still_needs_its_signature(client):
+    response = client.post(URL, b"{not json", content_type="application/json")
+    assert response.status_code == 401
     assert nothing_stored()
 
 
