@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from eduzz_webhooks import admin as eduzz_admin
 from eduzz_webhooks import signals
-from eduzz_webhooks.samples import sample_payload
+from eduzz_webhooks.admin import export
 from eduzz_webhooks.models import WebhookEvent
+from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.testing import (
     CourseFactory,
     FileDownloadFactory,
@@ -371,7 +372,7 @@ def test_export_defuses_formulas(viewer, prefix):
 
 
 def test_export_streams_in_chunks_with_constant_queries(viewer, monkeypatch):
-    monkeypatch.setattr(eduzz_admin, "EXPORT_CHUNK_ROWS", 5)
+    monkeypatch.setattr(export, "EXPORT_CHUNK_ROWS", 5)
 
     def run():
         with CaptureQueriesContext(connection) as queries:
