@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from . import export, insight
 from .actions import erase_personal_data, replay
-from .base import DownloadCountAdmin, ReadOnlyAdmin, can_view
+from .base import DownloadCountAdmin, ReadOnlyAdmin
 
 
 @admin.register(FileDownload)
@@ -65,13 +65,8 @@ class CourseAdmin(DownloadCountAdmin):
     search_fields = ["title", "hash"]
     list_select_related = ["producer"]
     raw_id_fields = ["producer"]
+    downloads_panel = "lesson_downloads"
     lesson_rows = 200  # the page stays light for a huge course; the lesson list has the rest
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [*super().get_readonly_fields(request, obj)]
-        if obj is not None and can_view(self.admin_site, request, FileDownload):
-            fields.append("lesson_downloads")
-        return fields
 
     @admin.display(description=_("lessons"))
     def lesson_downloads(self, obj: Course) -> str:
@@ -112,13 +107,8 @@ class LearnerAdmin(DownloadCountAdmin):
     list_display = ["email", "name", "download_count"]
     search_fields = ["email", "name"]
     actions = [erase_personal_data]
+    downloads_panel = "download_history"
     history_rows = 50
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [*super().get_readonly_fields(request, obj)]
-        if obj is not None and can_view(self.admin_site, request, FileDownload):
-            fields.append("download_history")
-        return fields
 
     @admin.display(description=_("downloads"))
     def download_history(self, obj: Learner) -> str:

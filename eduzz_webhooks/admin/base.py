@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from ..models import FileDownload
+
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
 else:
@@ -52,10 +54,24 @@ class ReadOnlyAdmin(ModelAdmin):
 class DownloadCountAdmin(ReadOnlyAdmin):
     """Lists annotated with their number of downloads, sortable by it."""
 
+    # The read-only field of an object's page that lists its downloads: shown only
+    # to users who may see downloads, as its links would refuse anyone else.
+    downloads_panel = ""
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().get_queryset(request)
         annotated: QuerySet[Any] = queryset.annotate(download_count=Count("downloads"))
         return annotated
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = [*super().get_readonly_fields(request, obj)]
+        if (
+            self.downloads_panel
+            and obj is not None
+            and can_view(self.admin_site, request, FileDownload)
+        ):
+            fields.append(self.downloads_panel)
+        return fields
 
     @admin.display(description=_("downloads"), ordering="download_count")
     def download_count(self, obj: Any) -> int:

@@ -45,8 +45,8 @@ def most_downloaded(
 ) -> list[tuple[Any, int]]:
     """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson) and their counts.
 
-    Grouped on the foreign key alone, which is what stays cheap on a million
-    downloads; then only those few ``rows`` are fetched. Two queries.
+    Two queries: the counts, grouped on the foreign key alone, then only those
+    few ``rows``.
     """
     counts = list(
         downloads.values_list(field)
