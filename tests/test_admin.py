@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib import messages
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -141,9 +142,10 @@ def test_replay_action_processes_and_reports(admin_client):
         {"action": "replay", "_selected_action": [event.pk, broken.pk]},
         follow=True,
     )
-    texts = [str(m) for m in response.context["messages"]]
-    assert "1 event replayed and processed." in texts
-    assert "1 event failed again; see its error." in texts
+    assert [(m.level, str(m)) for m in response.context["messages"]] == [
+        (messages.SUCCESS, "Replay of 1 event: processed."),
+        (messages.ERROR, "Replay of 1 event: failed."),
+    ]
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED
     assert FileDownload.objects.get().event == event

@@ -9,6 +9,7 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib import messages
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.http import StreamingHttpResponse
@@ -503,8 +504,8 @@ def test_replay_inside_a_transaction_says_receivers_run_at_commit(admin_client):
         {"action": "replay", "_selected_action": [event.pk]},
         follow=True,
     )
-    assert [str(m) for m in response.context["messages"]] == [
-        "1 event replayed; its receivers run when this request's transaction commits."
+    assert [(m.level, str(m)) for m in response.context["messages"]] == [
+        (messages.SUCCESS, "Replay of 1 event: pending: signals after the caller's commit.")
     ]
 
 
@@ -533,9 +534,9 @@ def test_replay_skips_events_taken_meanwhile_and_says_so(admin_client):
         )
     finally:
         signals.event_received.disconnect(take_second)
-    assert [str(m) for m in response.context["messages"]] == [
-        "1 event replayed and processed.",
-        "1 event skipped: another replay or delivery took it meanwhile.",
+    assert [(m.level, str(m)) for m in response.context["messages"]] == [
+        (messages.SUCCESS, "Replay of 1 event: processed."),
+        (messages.WARNING, "Replay of 1 event: skipped: another delivery or replay took it."),
     ]
     second.refresh_from_db()
     assert second.attempts == 1  # untouched by this replay

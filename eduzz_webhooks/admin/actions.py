@@ -6,11 +6,13 @@ one answers it in ``has_<permission>_permission``.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext, ngettext_lazy
+from django.utils.translation import ngettext
 
 from .. import privacy, processing
 from ..models import Learner, WebhookEvent
@@ -58,66 +60,30 @@ def erase_personal_data(
         )
 
 
-# What the replay action reports, per outcome (None: skipped).
-REPLAY_MESSAGES = [
-    (
-        processing.Outcome.PROCESSED,
-        ngettext_lazy(
-            "%(count)d event replayed and processed.",
-            "%(count)d events replayed and processed.",
-            "count",
-        ),
-        messages.SUCCESS,
-    ),
-    (
-        processing.Outcome.FAILED,
-        ngettext_lazy(
-            "%(count)d event failed again; see its error.",
-            "%(count)d events failed again; see their errors.",
-            "count",
-        ),
-        messages.ERROR,
-    ),
-    (
-        processing.Outcome.PENDING,
-        ngettext_lazy(
-            "%(count)d event replayed; its receivers run when this request's transaction commits.",
-            "%(count)d events replayed; their receivers run when this request's transaction "
-            "commits.",
-            "count",
-        ),
-        messages.INFO,
-    ),
-    (
-        processing.Outcome.PRUNED,
-        ngettext_lazy(
-            "%(count)d event has a pruned payload: nothing to replay.",
-            "%(count)d events have a pruned payload: nothing to replay.",
-            "count",
-        ),
-        messages.INFO,
-    ),
-    (
-        None,
-        ngettext_lazy(
-            "%(count)d event skipped: another replay or delivery took it meanwhile.",
-            "%(count)d events skipped: another replay or delivery took them meanwhile.",
-            "count",
-        ),
-        messages.WARNING,
-    ),
-]
+# A replay reports one message per outcome that occurred, at the level it calls for.
+REPLAY_LEVELS = {
+    processing.Outcome.FAILED: messages.ERROR,
+    processing.Outcome.SKIPPED: messages.WARNING,
+}
 
 
 @admin.action(description=_("Replay the selected events"), permissions=["replay"])
 def replay(model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-    counts: dict[processing.Outcome | None, int] = {}
+    counts: Counter[processing.Outcome] = Counter()
     for event_id, status in queryset.values_list("event_id", "status").iterator():
         # Claimed from the status just read: of two concurrent replays of one event
         # (another admin, a re-delivery from Eduzz), one runs it and the other skips it.
         event = processing.claim(event_id, status)
-        outcome = processing.process(event).outcome if event else None
-        counts[outcome] = counts.get(outcome, 0) + 1
-    for outcome, message, level in REPLAY_MESSAGES:
-        if counts.get(outcome):
-            model_admin.message_user(request, message % {"count": counts[outcome]}, level)
+        counts[processing.process(event).outcome if event else processing.Outcome.SKIPPED] += 1
+    for outcome in processing.Outcome:
+        if count := counts[outcome]:
+            model_admin.message_user(
+                request,
+                ngettext(
+                    "Replay of %(count)d event: %(outcome)s.",
+                    "Replay of %(count)d events: %(outcome)s.",
+                    count,
+                )
+                % {"count": count, "outcome": outcome.label},
+                REPLAY_LEVELS.get(outcome, messages.SUCCESS),
+            )
