@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from eduzz_webhooks.testing import CourseFactory, FileDownloadFactory, LessonFactory
 
@@ -133,7 +133,9 @@ def test_insight_queries_are_few_and_do_not_grow_with_rows(viewer):
 
 def test_insight_chart_numbers_are_not_localized(viewer):
     FileDownloadFactory()
-    response = viewer.get(reverse(INSIGHT), HTTP_ACCEPT_LANGUAGE="pt-br")
+    # The request activates Portuguese and nothing deactivates it: put the language back.
+    with translation.override(translation.get_language()):
+        response = viewer.get(reverse(INSIGHT), HTTP_ACCEPT_LANGUAGE="pt-br")
     content = response.content.decode()
     assert 'lang="pt-br"' in content
     # SVG needs "29.1", never the pt-BR "29,1", whichever day the bars fall on.
