@@ -4,7 +4,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.db import connection
+from django.test import Client
 
 from eduzz_webhooks.testing import SignalCapture
 
@@ -29,6 +31,19 @@ def connect(eduzz_signals: SignalCapture) -> Callable[..., None]:
 def deliver(eduzz_post: Callable[..., Any]) -> Callable[..., Any]:
     """Post a signed event; on-commit work (the signals) runs as it would in production."""
     return eduzz_post
+
+
+@pytest.fixture
+def viewer(client: Client) -> Client:
+    """The test client, logged in as staff with only the view permissions of this app."""
+    user = User.objects.create_user("staff", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="eduzz_webhooks", codename__startswith="view_"
+        )
+    )
+    client.force_login(user)
+    return client
 
 
 def is_postgres() -> bool:
