@@ -24,6 +24,7 @@ VALIDATED = [
     ("MAX_BODY_SIZE", "E008", "See the settings reference."),
     ("MAX_EVENT_AGE", "E008", "See the settings reference."),
     ("PAYLOAD_RETENTION_DAYS", "E008", "See the settings reference."),
+    ("ATTEMPT_TIMEOUT", "E008", "See the settings reference."),
 ]
 
 

@@ -9,6 +9,7 @@ a value is judged in one place. The defaults are documented in
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import zoneinfo
 from typing import Any
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "PROCESS_IN_BACKGROUND": False,
     "TASK_BACKEND": "default",
     "PAYLOAD_RETENTION_DAYS": None,
+    "ATTEMPT_TIMEOUT": 300,
 }
 
 
@@ -92,6 +94,11 @@ class Settings:
             "PAYLOAD_RETENTION_DAYS", whole=True, minimum=0, optional=True
         )
         return value
+
+    @property
+    def ATTEMPT_TIMEOUT(self) -> dt.timedelta:
+        seconds = self._number("ATTEMPT_TIMEOUT", whole=False, minimum=1)
+        return dt.timedelta(seconds=seconds)
 
     def _number(self, name: str, *, whole: bool, minimum: float, optional: bool = False) -> Any:
         value = self._get(name)

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import signals
+from .conf import conf
 from .exceptions import InvalidEventData
 from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from .payloads import Envelope, FileDownloadData, parse_file_downloaded, usable_envelope_error
@@ -53,9 +54,6 @@ class Result:
     event: WebhookEvent | None
     outcome: Outcome
 
-
-# How long an attempt may run before ``eduzz_replay --pending`` may take it over.
-STALE_AFTER = dt.timedelta(minutes=10)
 
 # The database is unreachable or overloaded: nothing can be stored, so the
 # caller must give up (the view answers 503 and Eduzz retries later).
@@ -206,30 +204,46 @@ def process(event: WebhookEvent) -> Result:
 
 def claim(
     event_id: str,
-    status: str = WebhookEvent.Status.FAILED,
+    status: str | None = None,
     *,
     queued: bool = False,
-    stale_after: dt.timedelta = STALE_AFTER,
+    stale_after: dt.timedelta | None = None,
 ) -> WebhookEvent | None:
-    """Take an event in ``status`` for another attempt; of concurrent claimants one wins.
+    """Take an event for another attempt; of concurrent claimants one wins.
 
     One conditional ``UPDATE`` (compare-and-set) moves it to ``received`` and
-    counts the attempt. A ``received`` event is taken only if its last attempt
-    started more than ``stale_after`` ago (a crashed worker), never one still
-    in progress. With ``queued`` the attempt is left for a background task to
-    :func:`start`. Returns the event, or ``None`` if another claimant won or
-    it is not (or no longer) in that status; pass it on to :func:`process`.
+    counts the attempt. It takes an event in ``status`` (as read by the
+    caller), or by default one that failed or whose attempt was abandoned. A
+    ``received`` event is
+    abandoned when its attempt started more than ``stale_after`` ago (by
+    default the ``ATTEMPT_TIMEOUT`` setting), or when no attempt started that
+    long after it arrived (a lost task); one in progress is never taken. With
+    ``queued`` the attempt is left for a background task to :func:`start`.
+    Returns the event, or ``None`` if another claimant won or there is
+    nothing to take; pass it on to :func:`process`.
     """
     now = timezone.now()
-    events = WebhookEvent.objects.filter(event_id=event_id, status=status)
-    if status == WebhookEvent.Status.RECEIVED:
-        events = events.filter(stale(now - stale_after))
-    claimed = events.update(
+    timeout = conf.ATTEMPT_TIMEOUT if stale_after is None else stale_after
+    abandoned = Q(status=WebhookEvent.Status.RECEIVED) & stale(now - timeout)
+    if status is None:
+        takeable = Q(status=WebhookEvent.Status.FAILED) | abandoned
+    elif status == WebhookEvent.Status.RECEIVED:
+        takeable = abandoned
+    else:
+        takeable = Q(status=status)
+    claimed = WebhookEvent.objects.filter(takeable, event_id=event_id).update(
         status=WebhookEvent.Status.RECEIVED,
         claimed_at=None if queued else now,
         attempts=F("attempts") + (0 if queued else 1),
     )
     return WebhookEvent.objects.get(event_id=event_id) if claimed else None
+
+
+def abandoned(limit: int) -> list[str]:
+    """The ids of up to ``limit`` events whose attempt was abandoned, oldest first."""
+    cutoff = timezone.now() - conf.ATTEMPT_TIMEOUT
+    events = WebhookEvent.objects.filter(stale(cutoff), status=WebhookEvent.Status.RECEIVED)
+    return list(events.order_by("received_at").values_list("event_id", flat=True)[:limit])
 
 
 def start(event_id: str) -> WebhookEvent | None:

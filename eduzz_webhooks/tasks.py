@@ -11,6 +11,10 @@ backend the task is enqueued once the event is committed; if that fails (a
 broker down), the event stays ``received`` and ``eduzz_replay --pending``
 processes it. A task that finds its event taken already (by another task, a
 replay or a re-delivery) does nothing.
+
+Each task then takes over a few abandoned attempts (``ATTEMPT_TIMEOUT``: a
+worker killed mid-attempt, a lost task), so that a running site recovers
+them without an operator; a quiet one needs ``eduzz_replay --pending``.
 """
 
 from __future__ import annotations
@@ -32,13 +36,21 @@ except ImportError:  # Django 5.2: the backport
 logger = logging.getLogger(__name__)
 
 
+# Abandoned attempts a task takes over after its own event: enough to drain
+# what a crashed worker leaves, while keeping each task short.
+TAKE_OVER = 5
+
+
 @task()
 def process_event(event_id: str) -> str:
     """Process one stored event, unless something else took it first; return the outcome."""
     event = processing.start(event_id)
-    if event is None:
-        return processing.Outcome.SKIPPED.value
-    return processing.process(event).outcome.value
+    outcome = processing.process(event).outcome if event else processing.Outcome.SKIPPED
+    for abandoned_id in processing.abandoned(TAKE_OVER):
+        taken = processing.claim(abandoned_id, WebhookEvent.Status.RECEIVED)
+        if taken:
+            processing.process(taken)
+    return outcome.value
 
 
 def enqueue(event: WebhookEvent) -> None:

@@ -141,3 +141,11 @@ def test_e008_numbers_must_be_whole_and_in_range(settings, key, value):
 def test_valid_numbers_pass(settings, key, value):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
     assert check_settings() == []
+
+
+@pytest.mark.parametrize("value", [0, -1, "5m", None, True])
+def test_e008_attempt_timeout_must_be_seconds(settings, value):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "ATTEMPT_TIMEOUT": value}
+    (error,) = check_settings()
+    assert error.id == "eduzz_webhooks.E008"
+    assert "'ATTEMPT_TIMEOUT'" in error.msg

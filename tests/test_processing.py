@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from eduzz_webhooks import processing, signals
@@ -217,3 +218,70 @@ def test_replaying_a_pruned_event_leaves_it_processed(signal_log):
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED
     assert signal_log.calls == []
+
+
+# -- abandoned attempts (ATTEMPT_TIMEOUT) ----------------------------------------------
+
+
+def started(payload, seconds_ago):
+    """A stored event whose attempt started ``seconds_ago`` and never finished."""
+    event = store_failed(payload)
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=WebhookEvent.Status.RECEIVED,
+        claimed_at=timezone.now() - dt.timedelta(seconds=seconds_ago),
+    )
+    return event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_takes_over_an_abandoned_attempt(client, signal_log):
+    payload = sample_payload("nutror.file_downloaded")
+    started(payload, seconds_ago=301)  # ATTEMPT_TIMEOUT defaults to 300 s
+    response = post_event(client, payload)
+    assert response.json()["status"] == "processed"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.attempts) == ("processed", 2)
+    assert len(signal_log.of(signals.file_downloaded)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_leaves_an_attempt_in_progress_alone(client, settings, signal_log):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "ATTEMPT_TIMEOUT": 600}
+    payload = sample_payload("nutror.file_downloaded")
+    started(payload, seconds_ago=301)
+    response = post_event(client, payload)
+    assert response.json()["status"] == "duplicate"
+    assert WebhookEvent.objects.get().status == "received"
+    assert signal_log.calls == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_of_concurrent_redeliveries_one_takes_over_an_abandoned_attempt(signal_log):
+    payload = sample_payload("nutror.file_downloaded")
+    started(payload, seconds_ago=3600)
+    barrier = threading.Barrier(4)
+
+    def redeliver(_):
+        barrier.wait()
+        try:
+            return post_event(Client(), payload).json()["status"]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(redeliver, range(4)))
+    assert sorted(answers) == ["duplicate", "duplicate", "duplicate", "processed"]
+    assert WebhookEvent.objects.get().attempts == 2
+    assert len(signal_log.of(signals.event_received)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_pending_takes_the_setting_as_its_default_age(settings):
+    payload = sample_payload("nutror.file_downloaded")
+    event = started(payload, seconds_ago=120)
+    call_command("eduzz_replay", "--pending", verbosity=0)
+    assert WebhookEvent.objects.get(pk=event.pk).status == "received"  # 120 s < 300 s
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "ATTEMPT_TIMEOUT": 60}
+    call_command("eduzz_replay", "--pending", verbosity=0)
+    assert WebhookEvent.objects.get(pk=event.pk).status == "processed"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from eduzz_webhooks import processing, signals, tasks
@@ -186,3 +188,21 @@ def in_threads(count, work):
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_workers_take_over_abandoned_attempts_without_a_redelivery(client, signal_log):
+    deliver(client, "crashed")
+    run_worker()
+    # The attempt of "lost" started long ago and never finished (its worker was
+    # killed); "orphan" waited as long for a task its broker lost.
+    long_ago = timezone.now() - dt.timedelta(seconds=301)
+    deliver(client, "lost")
+    deliver(client, "orphan")
+    DBTaskResult.objects.filter(args_kwargs__args=["orphan"]).delete()
+    WebhookEvent.objects.filter(event_id="lost").update(claimed_at=long_ago, attempts=1)
+    WebhookEvent.objects.filter(event_id="orphan").update(received_at=long_ago)
+    DBTaskResult.objects.filter(args_kwargs__args=["lost"]).delete()
+    deliver(client, "next")
+    run_worker()
+    assert statuses() == dict.fromkeys(["crashed", "lost", "orphan", "next"], "processed")
+    assert sorted(e.event_id for e in signal_log.events) == ["crashed", "lost", "next", "orphan"]

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
 
 from ... import processing
+from ...conf import conf
 from ...models import WebhookEvent
 from ..base import EduzzCommand
 
@@ -61,11 +62,11 @@ class Command(EduzzCommand):
         parser.add_argument(
             "--older-than",
             type=float,
-            default=processing.STALE_AFTER.total_seconds() / 60,
+            default=None,
             metavar="MINUTES",
             help=_(
                 "When an unfinished attempt counts as abandoned, for --pending and for "
-                "'received' events given by id (default: %(default)s)."
+                "'received' events given by id (default: the ATTEMPT_TIMEOUT setting)."
             ),
         )
 
@@ -73,7 +74,10 @@ class Command(EduzzCommand):
         ids: list[str] = options["event_ids"]
         if not (ids or options["failed"] or options["pending"]):
             raise CommandError(_("Give event ids, --failed or --pending."))
-        stale_after = dt.timedelta(minutes=options["older_than"])
+        older_than = options["older_than"]
+        stale_after = (
+            conf.ATTEMPT_TIMEOUT if older_than is None else dt.timedelta(minutes=older_than)
+        )
         counts: Counter[str] = Counter()
 
         def replay(event_id: str, status: str) -> None:
