@@ -176,12 +176,22 @@ def _clean_str(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
+# Every time zone lies within 14 hours of UTC. An instant closer than a day to
+# the ends of years 1-9999 can't be shown in every zone (converting it to
+# local time overflows), so it is no date-time to keep.
+MAX_OFFSET = dt.timedelta(hours=14)
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+
+
 def parse_datetime(value: Any) -> dt.datetime | None:
-    """Parse an Eduzz date-time in any of its documented forms.
+    """Parse an Eduzz date-time in any of its documented forms, as UTC.
 
     ``2023-09-25T19:04:09Z``, ``2023-08-31T18:34:23.023Z`` and
     ``2023-09-06 17:32:14``; a value without a zone is taken in the
-    ``NAIVE_DATETIME_TIMEZONE`` setting. Returns ``None`` if it isn't one.
+    ``NAIVE_DATETIME_TIMEZONE`` setting. Returns ``None`` if it isn't one: not
+    a date-time, an offset no time zone has (over 14 hours), or an instant
+    outside ``EARLIEST``..``LATEST``.
     """
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -190,17 +200,15 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         text = text[:-1] + "+00:00"
     try:
         parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
+        offset = parsed.utcoffset()
+        utc = parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
-    try:
-        # Databases keep date-times in UTC: one that falls outside years
-        # 1-9999 there (9999-12-31 23:59 at UTC-3) can't be stored or read back.
-        parsed.astimezone(dt.timezone.utc)
-    except OverflowError:
+    if offset is None or abs(offset) > MAX_OFFSET or not EARLIEST <= utc <= LATEST:
         return None
-    return parsed
+    return utc
 
 
 # -- event data ---------------------------------------------------------------

@@ -38,6 +38,8 @@ def test_period_defaults_to_the_last_30_days(viewer):
         ),
         ({"start": "2023-01-01", "end": "2024-01-02"}, "Choose a period of at most 366 days."),
         ({"start": "9999-12-31", "end": "9999-12-31"}, "These dates are out of range."),
+        ({"end": "0001-01-05"}, "These dates are out of range."),  # was a 500
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "These dates are out of range."),
     ],
 )
 def test_bad_periods_are_refused_clearly(viewer, params, error):

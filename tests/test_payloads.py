@@ -174,9 +174,14 @@ def test_data_not_an_object():
         "0001-01-01T00:00:00+14:00",  # year 0 in UTC
         "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
         "9999-12-31 23:59:59",  # naive, so UTC-3: year 10000 in UTC
+        "0001-01-01T00:00Z",  # in UTC-3 this is year 0: no page could show it
+        "9999-12-31T23:59Z",  # in UTC+3, year 10000
+        "2023-09-25T19:04:09+23:59",  # no time zone is 24 hours from UTC
+        "2023-09-25T19:04:09+16:00",
+        "2023-09-25T19:04:09-14:01",
     ],
 )
-def test_date_times_that_no_database_can_store_are_not_date_times(text):
+def test_instants_not_every_time_zone_can_show_are_not_date_times(text):
     assert parse_datetime(text) is None
     with pytest.raises(InvalidEventData, match=r"^data\.createdAt: "):
         parse_file_downloaded(file_data(createdAt=text))
@@ -185,13 +190,17 @@ def test_date_times_that_no_database_can_store_are_not_date_times(text):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("0001-01-01T00:00:00Z", dt.datetime(1, 1, 1, tzinfo=UTC)),
-        ("9999-12-31T23:59:59Z", dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
-        ("9999-12-31 20:59:59", dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("0001-01-02T00:00:00Z", dt.datetime(1, 1, 2, tzinfo=UTC)),
+        ("9999-12-30T23:59:59Z", dt.datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-30 20:59:59", dt.datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)),
+        ("2023-09-25T19:04:09+14:00", dt.datetime(2023, 9, 25, 5, 4, 9, tzinfo=UTC)),
+        ("2023-09-25T19:04:09-12:00", dt.datetime(2023, 9, 26, 7, 4, 9, tzinfo=UTC)),
     ],
 )
-def test_date_times_at_the_ends_of_the_storable_range_are_kept(text, expected):
-    assert parse_datetime(text) == expected
+def test_date_times_every_time_zone_can_show_are_kept_in_utc(text, expected):
+    parsed = parse_datetime(text)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
 
 
 def test_email_length_is_checked_on_the_lowercased_address():

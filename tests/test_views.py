@@ -456,13 +456,29 @@ def test_sent_date_out_of_the_storable_range_is_stored_as_none(deliver):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_created_at_out_of_the_storable_range_fails_the_event_naming_the_field(deliver):
-    # Was stored on PostgreSQL (and unreadable after) or failed with a traceback on SQLite.
-    payload = sample_payload("nutror.file_downloaded", createdAt="0001-01-01T00:00:00+14:00")
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "0001-01-01T00:00:00+14:00",  # was stored on PostgreSQL, unreadable after
+        "0001-01-01T00:00Z",  # was stored; every page showing it in UTC-3 answered 500
+        "9999-12-31T23:59Z",
+        "2023-09-25T19:04:09+23:59",  # was a raw DataError traceback on PostgreSQL
+    ],
+)
+def test_created_at_not_every_time_zone_can_show_fails_the_event_naming_it(deliver, created_at):
+    payload = sample_payload("nutror.file_downloaded", createdAt=created_at)
     response = deliver(payload)
     assert response.json()["status"] == "failed"
-    assert WebhookEvent.objects.get().error.startswith("data.createdAt: ")
+    assert WebhookEvent.objects.get().error.startswith("data.createdAt: Must be a date-time")
     assert FileDownload.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sent_date", ["0001-01-01T00:00Z", "2023-09-25T19:04:09+23:59"])
+def test_a_sent_date_not_every_time_zone_can_show_is_taken_as_absent(deliver, sent_date):
+    payload = {**sample_payload("nutror.file_downloaded"), "sentDate": sent_date}
+    assert deliver(payload).json()["status"] == "processed"
+    assert WebhookEvent.objects.get().sent_at is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..payloads import EARLIEST, LATEST
+
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366  # one bar per day: beyond a year the bars get too thin to read
 
@@ -35,8 +37,20 @@ class PeriodForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
-        end: dt.date = cleaned.get("end") or timezone.localdate()
-        start: dt.date = cleaned.get("start") or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+        tz = timezone.get_current_timezone()
+        try:
+            end: dt.date = cleaned.get("end") or timezone.localdate()
+            start: dt.date = cleaned.get("start") or end - dt.timedelta(
+                days=DEFAULT_PERIOD_DAYS - 1
+            )
+            since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
+            until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+            # Only instants every time zone can show (the database compares in UTC).
+            in_range = EARLIEST <= since and until <= LATEST
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            raise ValidationError(_("These dates are out of range."), code="range")
         if start > end:
             raise ValidationError(
                 _("The start date must not be after the end date."), code="reversed"
@@ -47,13 +61,4 @@ class PeriodForm(forms.Form):
                 code="too_long",
                 params={"days": MAX_PERIOD_DAYS},
             )
-        tz = timezone.get_current_timezone()
-        try:
-            since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
-            until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-            # The database compares in UTC: refuse here what cannot be expressed there.
-            since.astimezone(dt.timezone.utc)
-            until.astimezone(dt.timezone.utc)
-        except OverflowError:
-            raise ValidationError(_("These dates are out of range."), code="range") from None
         return {"start": start, "end": end, "since": since, "until": until}
