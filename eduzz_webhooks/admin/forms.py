@@ -46,7 +46,7 @@ class PeriodForm(forms.Form):
             since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
             until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
             # Only instants every time zone can show (the database compares in UTC).
-            in_range = EARLIEST <= since and until <= LATEST
+            in_range = since >= EARLIEST and until <= LATEST
         except OverflowError:
             in_range = False
         if not in_range:
