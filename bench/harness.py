@@ -154,6 +154,7 @@ class ServerConfig:
     threads: int
     settings: str = "bench.settings"
     background: bool = False
+    task_engine: str = "db"  # background mode's backend: see bench.settings
 
 
 class ServerError(RuntimeError):
@@ -205,6 +206,7 @@ class Server:
             "BENCH_DATABASE_URL": self.config.database_url,
             "BENCH_RUN_DIR": str(self.run_dir),
             "BENCH_BACKGROUND": "1" if self.config.background else "0",
+            "BENCH_TASK_ENGINE": self.config.task_engine,
             "PYTHONPATH": str(ROOT),
         }
         command = [

@@ -8,9 +8,11 @@ different connections and some of them late, to the bench project under
 gunicorn with several workers. Receivers in ``bench.settings_loadtest``
 count every signal in a table without a unique constraint.
 
-With ``--task-workers N`` the app runs in background mode and N
-django-tasks-db ``db_worker`` processes drain the events while the burst
-goes on; the test then waits until every event is processed.
+With ``--task-workers N`` the app runs in background mode: each new event is
+stored with one task, which N worker processes run while the burst goes on,
+django-tasks-db's ``db_worker`` (``--engine db``) or Celery workers fed
+through django-tasks-celery by a Redis broker (``--engine celery``). The test
+then waits until no event waits for its task any more.
 
 Then it checks, in the database, that each distinct event was stored once,
 made one download and fired each signal once, that no producer, course,
@@ -26,6 +28,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +36,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import db, harness, report
@@ -58,7 +62,8 @@ class LoadReport:
     records: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     task_workers: int = 0
-    drained_seconds: float = 0.0  # background mode: from the last answer to the last event done
+    task_engine: str = ""  # background mode: "db" (db_worker) or "celery"
+    tasks_seconds: float = 0.0  # background mode: from the last answer to the last event done
 
     @property
     def ok(self) -> bool:
@@ -121,23 +126,43 @@ def run(
     keep_database: bool = True,
     timeout: float = 900,
     task_workers: int = 0,
+    engine: str = "db",
+    celery_concurrency: int = 2,
 ) -> LoadReport:
-    """Create the database, fire the burst, check the outcome. See the module's docstring."""
+    """Create the database, fire the burst, check the outcome. See the module's docstring.
+
+    ``task_workers`` > 0: background mode, with that many worker processes of
+    ``engine`` (``db`` or ``celery``; each Celery worker a prefork pool of
+    ``celery_concurrency`` processes).
+    """
     rng = random.Random(seed)
     catalog = launch_catalog(events)
     payloads = harness.file_downloaded_events(catalog, rng, events)
     unique = [harness.signed(payload) for payload in payloads]
     order = burst(unique, deliveries, 2 * concurrency, rng)
-    result = LoadReport(events=events, deliveries_per_event=deliveries, task_workers=task_workers)
+    background = task_workers > 0
+    result = LoadReport(
+        events=events,
+        deliveries_per_event=deliveries,
+        task_workers=task_workers,
+        task_engine=engine if background else "",
+    )
 
     db.recreate(database_url)
     try:
         db.migrate(database_url, SETTINGS)
         config = harness.ServerConfig(
-            database_url, workers, threads, settings=SETTINGS, background=task_workers > 0
+            database_url,
+            workers,
+            threads,
+            settings=SETTINGS,
+            background=background,
+            task_engine=engine,
         )
-        drainers = TaskWorkers(database_url, task_workers)
-        with harness.Server(config) as server, drainers:
+        task_processes = TaskWorkers(database_url, task_workers, engine, celery_concurrency)
+        # The workers start while gunicorn does; the burst waits for both.
+        with task_processes, harness.Server(config) as server:
+            task_processes.wait_until_ready()
             load = harness.fire(
                 server.port,
                 "/eduzz/",
@@ -147,14 +172,14 @@ def run(
                 timeout=timeout,
                 details=True,
             )
-            if task_workers:
+            if background:
                 started = time.monotonic()
-                if not _wait_until_processed(database_url, events, timeout):
+                waiting = _wait_for_tasks(database_url, timeout)
+                result.tasks_seconds = time.monotonic() - started
+                if waiting:
                     result.failures.append(
-                        f"events still waiting after {timeout:.0f} s; db_worker log:\n"
-                        + drainers.log_tail()
+                        f"{waiting} events still wait for their task after {timeout:.0f} s"
                     )
-                result.drained_seconds = time.monotonic() - started
         result.requests = load.sent
         result.seconds = load.elapsed
         result.p50_ms = load.percentile(0.50) * 1000
@@ -171,79 +196,160 @@ def run(
             result.failures.append(f"{errors} requests got a 5xx or no answer")
         if set(load.statuses) - {200}:
             result.failures.append(f"answers other than 200: {result.statuses}")
-        first = "queued" if task_workers else "processed"
+        first = "queued" if background else "processed"
         expected_outcomes = {first: events, "duplicate": events * (deliveries - 1)}
         if result.outcomes != {k: v for k, v in expected_outcomes.items() if v}:
             result.failures.append(f"answers said {result.outcomes}, expected {expected_outcomes}")
         _check_database(database_url, result, payloads)
         if result.failures:
             result.failures.append(f"gunicorn log:\n{server.log_tail()}")
+            if background:
+                result.failures.append(task_processes.keep_log())
     finally:
         if not keep_database:
             db.drop(database_url)
     return result
 
 
-class TaskWorkers:
-    """``count`` db_worker processes of the bench project, running until the block ends."""
+class TaskWorkerError(RuntimeError):
+    pass
 
-    def __init__(self, database_url: str, count: int) -> None:
+
+class TaskWorkers:
+    """``count`` task worker processes of the bench project, running until the block ends.
+
+    ``engine`` ``db``: django-tasks-db's ``db_worker``, which polls the task
+    table. ``celery``: ``celery worker`` processes, each a prefork pool of
+    ``concurrency`` processes, on the broker of ``bench.settings``; each purges
+    the bench's queue as it starts (tasks left by an aborted run) and is ready
+    once it consumes (``wait_until_ready``). Each worker leads a process group,
+    so that one which does not stop on SIGTERM is killed with its pool. Their
+    output goes to one log: ``keep_log()`` saves it for a failed run.
+    """
+
+    def __init__(self, database_url: str, count: int, engine: str, concurrency: int = 2) -> None:
+        if engine not in ("db", "celery"):
+            raise ValueError(f"unknown task engine {engine!r}: db or celery")
         self.database_url = database_url
         self.count = count
+        self.engine = engine
+        self.concurrency = concurrency
         self.processes: list[subprocess.Popen[bytes]] = []
-        # Closed (and so deleted) in __exit__.
-        self.log = tempfile.NamedTemporaryFile(prefix="eduzz-db-worker-", suffix=".log")  # noqa: SIM115
+        # From __enter__ to stop(): the readiness files and the log; then the log here.
+        self.run_dir: Path | None = None
+        self.log = ""
+
+    def command(self, index: int) -> list[str]:
+        if self.engine == "db":
+            return [sys.executable, "-m", "django", "db_worker", "--no-startup-delay",
+                    "--interval", "0.05"]  # fmt: skip
+        return [
+            sys.executable, "-m", "celery", "--app", "bench.celery", "worker",
+            "--hostname", f"bench{index}@%h",
+            "--pool", "prefork", "--concurrency", str(self.concurrency),
+            "--loglevel", "INFO", "--purge",
+            # Nothing to agree on with other workers: no start-up sync, no chatter.
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
+        ]  # fmt: skip
 
     def __enter__(self) -> TaskWorkers:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="eduzz-task-workers-"))
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": SETTINGS,
             "BENCH_DATABASE_URL": self.database_url,
             "BENCH_BACKGROUND": "1",
+            "BENCH_TASK_ENGINE": self.engine,
+            "BENCH_READY_DIR": str(self.run_dir),
             "PYTHONPATH": str(harness.ROOT),
         }
-        command = [sys.executable, "-m", "django", "db_worker", "--no-startup-delay"]
-        command += ["--interval", "0.05"]
-        self.processes = [
-            subprocess.Popen(
-                command,
-                cwd=harness.ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-            )
-            for _ in range(self.count)
-        ]
+        env.pop("BENCH_RUN_DIR", None)
+        try:
+            with (self.run_dir / "workers.log").open("ab") as log:
+                for index in range(self.count):
+                    self.processes.append(
+                        subprocess.Popen(
+                            self.command(index),
+                            cwd=harness.ROOT,
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def log_tail(self, lines: int = 30) -> str:
-        with open(self.log.name, encoding="utf-8", errors="replace") as log:
-            return "".join(log.readlines()[-lines:])
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        """Until each Celery worker consumes (it touches a file: ``bench.celery``).
+
+        A db_worker needs no wait (tasks wait in the database for it), only not
+        to have exited.
+        """
+        assert self.run_dir is not None, "start the workers first (with ...)"
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(process.poll() is not None for process in self.processes):
+                raise TaskWorkerError(f"a task worker exited at start:\n{self.log_tail()}")
+            if self.engine == "db" or len(list(self.run_dir.glob("ready-*"))) >= self.count:
+                return
+            if time.monotonic() > deadline:
+                raise TaskWorkerError(
+                    f"Celery workers not ready in {timeout:.0f} s:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM: a worker finishes the tasks it runs, then exits; killed if that hangs."""
         for process in self.processes:
-            process.send_signal(signal.SIGTERM)  # db_worker finishes its task, then exits
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
-                process.wait(timeout=60)
+                process.wait(timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.log.close()
+                os.killpg(process.pid, signal.SIGKILL)  # this worker's group only
+                process.wait(10)
+        self.processes = []
+        if self.run_dir is not None:
+            self.log = self._read_log()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self._read_log().splitlines()[-lines:])
+
+    def _read_log(self) -> str:
+        if self.run_dir is None:
+            return self.log
+        return (self.run_dir / "workers.log").read_text(errors="replace")
+
+    def keep_log(self) -> str:
+        """Save the whole log in bench/results/; a failure's line: where, and its end."""
+        report.RESULTS_DIR.mkdir(exist_ok=True)
+        path = report.RESULTS_DIR / "task-workers.log"
+        path.write_text(self.log)
+        return f"task workers' log, whole in {path}:\n{self.log_tail()}"
 
 
-def _wait_until_processed(url: str, events: int, timeout: float) -> bool:
+def _wait_for_tasks(url: str, timeout: float) -> int:
+    """Wait until no stored event waits for its task; return how many still do."""
     deadline = time.monotonic() + timeout
     with db.connect(url) as conn:
-        while time.monotonic() < deadline:
-            (done,) = conn.execute(
-                "SELECT count(*) FROM eduzz_webhooks_webhookevent WHERE status = 'processed'"
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM eduzz_webhooks_webhookevent WHERE status = 'received'"
             ).fetchone()
-            if done >= events:
-                return True
-            time.sleep(0.2)
-    return False
+            waiting = int(row[0]) if row is not None else 0
+            if not waiting or time.monotonic() > deadline:
+                return waiting
+            time.sleep(0.1)
 
 
 def _check_database(url: str, result: LoadReport, payloads: list[dict[str, Any]]) -> None:
@@ -320,8 +426,8 @@ def markdown(result: LoadReport, options: argparse.Namespace, command: str) -> s
         f"| requests | {result.requests} in {result.seconds:.1f} s ({per_second:.0f}/s) |",
         *(
             [
-                f"| background mode | {result.task_workers} db_worker processes; every event"
-                f" processed {result.drained_seconds:.1f} s after the last answer |"
+                f"| background mode | {_task_workers(result, options)}; no event waiting"
+                f" {result.tasks_seconds:.1f} s after the last answer |"
             ]
             if result.task_workers
             else []
@@ -346,6 +452,15 @@ def markdown(result: LoadReport, options: argparse.Namespace, command: str) -> s
     return "\n".join(lines)
 
 
+def _task_workers(result: LoadReport, options: argparse.Namespace) -> str:
+    if result.task_engine == "celery":
+        return (
+            f"{result.task_workers} Celery workers x {options.celery_concurrency} prefork"
+            " processes (django-tasks-celery, Redis broker)"
+        )
+    return f"{result.task_workers} db_worker processes (django-tasks-db)"
+
+
 def _pairs(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in values.items()) or "-"
 
@@ -365,7 +480,21 @@ def main(argv: list[str] | None = None) -> int:
         "--task-workers",
         type=int,
         default=0,
-        help="background mode with this many db_worker processes (default: synchronous)",
+        help="background mode with this many task worker processes (default: synchronous)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("db", "celery"),
+        default="db",
+        help="background mode's task workers: db, django-tasks-db's db_worker (the default);"
+        " celery, Celery workers through django-tasks-celery, broker BENCH_CELERY_BROKER_URL"
+        " (default redis://127.0.0.1:6379/5)",
+    )
+    parser.add_argument(
+        "--celery-concurrency",
+        type=int,
+        default=2,
+        help="processes in each Celery worker's prefork pool (default: %(default)s)",
     )
     parser.add_argument(
         "--database-url",
@@ -380,14 +509,17 @@ def main(argv: list[str] | None = None) -> int:
         help="write the figures into docs/performance.md (default: yes unless --quick)",
     )
     options = parser.parse_args(argv)
+    if options.engine != "db" and not options.task_workers:
+        parser.error(f"--engine {options.engine} needs --task-workers N")
     if options.events is None:
         options.events = 150 if options.quick else 3000
     if options.docs is None:
         options.docs = not options.quick and not options.task_workers
     options.postgresql = db.server_version(options.database_url)
+    background = f", {options.task_workers} {options.engine} task workers"
     print(
         f"Sending {options.events} events x {options.deliveries} deliveries"
-        f" to {options.workers} gunicorn workers ...",
+        f" to {options.workers} gunicorn workers{background if options.task_workers else ''} ...",
         flush=True,
     )
     result = run(
@@ -401,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=options.seed,
         keep_database=not options.drop,
         task_workers=options.task_workers,
+        engine=options.engine,
+        celery_concurrency=options.celery_concurrency,
     )
     text = markdown(result, options, " ".join(["./scripts/loadtest", *argv]))
     print(text)

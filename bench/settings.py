@@ -1,9 +1,13 @@
 """Settings of the bench project, served by gunicorn during the benchmark and the load test.
 
 Environment: ``BENCH_DATABASE_URL`` (required; ``postgres://...`` or
-``sqlite:////path``), ``BENCH_BACKGROUND=1`` for the app's task mode, and
-``BENCH_RUN_DIR``, a directory where each worker writes its database
-statement counts when it exits (the counting middleware is on only then).
+``sqlite:////path``), ``BENCH_BACKGROUND=1`` for the app's task mode,
+``BENCH_TASK_ENGINE`` for that mode's backend (``db``, the default:
+django-tasks-db and its ``db_worker``; ``celery``: django-tasks-celery and
+Celery workers, broker ``BENCH_CELERY_BROKER_URL``, by default Redis database
+5 on 127.0.0.1), and ``BENCH_RUN_DIR``, a directory where each worker writes
+its database statement counts when it exits (the counting middleware is on
+only then).
 """
 
 from __future__ import annotations
@@ -48,7 +52,24 @@ INSTALLED_APPS = [
     *(["django_tasks"] if django.VERSION < (6, 0) else []),
     "django_tasks_db",
 ]
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+TASK_ENGINE = os.environ.get("BENCH_TASK_ENGINE", "db")
+if TASK_ENGINE == "db":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif TASK_ENGINE == "celery":
+    TASKS = {
+        "default": {
+            "BACKEND": "django_tasks_celery.CeleryBackend",
+            "OPTIONS": {"CELERY_APP": "bench.celery.app"},
+        }
+    }
+    CELERY_BROKER_URL = os.environ.get("BENCH_CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
+    # A queue of the bench's own, which the load test's workers purge when they start.
+    CELERY_TASK_DEFAULT_QUEUE = "eduzz-bench"
+    # No result backend: nothing reads a task's result (the event's status is the record).
+    SILENCED_SYSTEM_CHECKS = ["django_tasks_celery.W001", "django_tasks_celery.W002"]
+else:
+    raise RuntimeError(f"BENCH_TASK_ENGINE is {TASK_ENGINE!r}; use db or celery.")
 
 MIDDLEWARE = [
     *(["bench.counting.CountingMiddleware"] if os.environ.get("BENCH_RUN_DIR") else []),

@@ -48,7 +48,7 @@ venv_django52() {
   echo "$ROOT/.venvs/django52"
 }
 venv_django6() {
-  make_venv "$ROOT/.venvs/django6" "$(find_python 12 13)" -e ".[test,dev,e2e]" "Django>=6.0,<7.0" >&2
+  make_venv "$ROOT/.venvs/django6" "$(find_python 12 13)" -e ".[test,test-celery,dev,e2e]" "Django>=6.0,<7.0" >&2
   echo "$ROOT/.venvs/django6"
 }
 
@@ -65,6 +65,22 @@ need_system_packages() {
   fi
   echo "Installing ${missing[*]} ..."
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# start_redis: make sure the local Redis answers on 127.0.0.1:6379 (the Celery load test's broker).
+start_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 30); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "Redis does not answer on 127.0.0.1:6379." >&2
+  return 1
 }
 
 # start_postgres: make sure the local PostgreSQL answers (trust auth on 127.0.0.1:5432).

@@ -1,14 +1,17 @@
 """The launch burst (bench/loadtest.py) at a small size: a real gunicorn, real concurrency.
 
 150 events, each delivered 3 times, mostly at the same moment, to 3 gunicorn
-workers on PostgreSQL; synchronously, and in background mode with two real
-db_worker processes draining. The load test uses a database of its own (dropped
+workers on PostgreSQL: synchronously, and in background mode (one task per
+event) with real worker processes, django-tasks-db's db_worker, or Celery
+workers with a Redis broker. The load test uses a database of its own (dropped
 afterwards), not the test database: ``EDUZZ_LOAD_TEST_DATABASE_URL``, or the
-test database's name with ``_load`` appended.
+test database's name with ``_load`` appended. The Celery burst needs Redis
+(``BENCH_CELERY_BROKER_URL``, by default database 5 on 127.0.0.1:6379).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 
@@ -30,7 +33,11 @@ def load_database_url() -> str:
     return url.rsplit("/", 1)[0] + f"/{name}_load"
 
 
-def burst(task_workers: int = 0) -> loadtest.LoadReport:
+# django-tasks-celery needs Django 6: the Django 5.2 environment goes without it.
+HAS_CELERY_BACKEND = importlib.util.find_spec("django_tasks_celery") is not None
+
+
+def burst(task_workers: int = 0, engine: str = "db") -> loadtest.LoadReport:
     return loadtest.run(
         load_database_url(),
         events=EVENTS,
@@ -41,6 +48,7 @@ def burst(task_workers: int = 0) -> loadtest.LoadReport:
         keep_database=False,
         timeout=120,
         task_workers=task_workers,
+        engine=engine,
     )
 
 
@@ -58,17 +66,32 @@ def test_burst_stores_processes_and_announces_each_event_once() -> None:
     assert result.overlapping > EVENTS // 4
 
 
-@pytest.mark.postgres
-def test_burst_in_background_mode_drained_by_workers_processes_each_event_once() -> None:
-    # Two db_worker processes drain while the burst goes on: deliveries whose
-    # insert races a drain's start, drains that call a helper, shared rows.
-    result = burst(task_workers=2)
+def assert_each_event_queued_and_processed_once(result: loadtest.LoadReport) -> None:
     assert result.failures == []
     assert result.statuses == {"200": EVENTS * DELIVERIES}
     assert result.outcomes == {"queued": EVENTS, "duplicate": EVENTS * (DELIVERIES - 1)}
     assert result.events_stored == {"processed": EVENTS}
     assert result.downloads == EVENTS
     assert result.signals == {"file_downloaded": EVENTS, "event_received": EVENTS}
+
+
+@pytest.mark.postgres
+def test_burst_in_background_mode_with_db_workers_processes_each_event_once() -> None:
+    # Two db_worker processes run the tasks while the burst goes on: each task
+    # is written with its event, tasks of events that share rows run at once.
+    assert_each_event_queued_and_processed_once(burst(task_workers=2))
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not HAS_CELERY_BACKEND,
+    reason="django-tasks-celery is not installed (it needs Django 6: the Django 6"
+    " environment's test-celery extra)",
+)
+def test_burst_in_background_mode_with_celery_workers_processes_each_event_once() -> None:
+    # Two Celery workers (prefork, 2 processes each) take the tasks from Redis:
+    # each is sent after its event's commit, from gunicorn's threads.
+    assert_each_event_queued_and_processed_once(burst(task_workers=2, engine="celery"))
 
 
 def test_burst_order_sends_copies_together_and_some_late() -> None:
