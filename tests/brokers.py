@@ -27,3 +27,13 @@ class Recorder(DummyBackend):
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         self.in_transaction.append(connection.in_atomic_block)
         return super().enqueue(task, args, kwargs)
+
+
+class Registry(DummyBackend):
+    """Keeps the path of every task it validates, as a backend with a task registry would."""
+
+    validated: list[str] = []
+
+    def validate_task(self, task: Any) -> None:
+        super().validate_task(task)
+        self.validated.append(task.module_path)

@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 from eduzz_webhooks import processing, signals, tasks
 from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.testing import post_event, sample_payload
-from tests.brokers import Recorder
+from tests.brokers import Recorder, Registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,3 +207,14 @@ def test_workers_take_over_abandoned_attempts_without_a_redelivery(client, signa
     run_worker()
     assert statuses() == dict.fromkeys(["crashed", "lost", "orphan", "next"], "processed")
     assert sorted(e.event_id for e in signal_log.events) == ["crashed", "lost", "next", "orphan"]
+
+
+def test_the_task_backend_learns_the_task_when_the_app_starts(settings):
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+        "eduzz": {"BACKEND": "tests.brokers.Registry"},
+    }
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "TASK_BACKEND": "eduzz"}
+    Registry.validated.clear()
+    apps.get_app_config("eduzz_webhooks").ready()  # as in every process, a worker's too
+    assert Registry.validated == [tasks.process_event.module_path]
