@@ -19,20 +19,8 @@ class EduzzWebhooksConfig(AppConfig):
         except ImproperlyConfigured:
             return  # the system checks report it
         if background:
-            register_task(conf.TASK_BACKEND)
-
-
-def register_task(alias: str) -> None:
-    """Show the task to its backend in every process, workers included.
-
-    A backend that keeps a registry of its own (django-tasks-celery) learns a
-    task when it validates it; a worker, which enqueues nothing, would
-    otherwise discard the task as unknown. A backend that can't be had is
-    left to the system checks (E004, E005).
-    """
-    try:
-        from .tasks import process_event, task_backends
-    except ImportError:
-        return
-    if alias in task_backends.settings:
-        process_event.using(backend=alias)
+            try:
+                from .tasks import register
+            except ImportError:
+                return  # no Tasks framework: E004 says so
+            register(conf.TASK_BACKEND)

@@ -53,6 +53,18 @@ def process_event(event_id: str) -> str:
     return outcome.value
 
 
+def register(alias: str) -> None:
+    """Show the task to the backend ``alias``; the app does it in every process as it starts.
+
+    A backend that keeps a registry of its own (django-tasks-celery) learns a
+    task when it validates it; a worker, which enqueues nothing, would
+    otherwise discard the task as unknown. An alias that ``TASKS`` does not
+    define is left to the system checks (E005).
+    """
+    if alias in task_backends.settings:
+        process_event.using(backend=alias)
+
+
 def enqueue(event: WebhookEvent) -> None:
     """Queue ``event``'s task; call it inside the transaction that stores the event."""
     task_ = process_event.using(backend=conf.TASK_BACKEND)
