@@ -356,13 +356,17 @@ def _download_payload(event: Any) -> dict[str, Any]:
 
 
 class FileDownloadFactory(DjangoModelFactory[FileDownload]):
-    """A download, its learner, lesson, course, producer and its processed event."""
+    """A download, its learner, lesson, course, producer and its processed event.
+
+    Downloaded in the last four weeks unless given ``downloaded_at`` or
+    ``when``: inside the admin insight's default period, in any time zone.
+    """
 
     class Meta:
         model = FileDownload
 
     class Params:
-        when = Faker("date_time_between", start_date="-30d", end_date="-1m", tzinfo=dt.timezone.utc)
+        when = Faker("date_time_between", start_date="-28d", end_date="-1m", tzinfo=dt.timezone.utc)
 
     lesson = SubFactory(LessonFactory)
     course = SelfAttribute("lesson.course")
