@@ -9,12 +9,13 @@ on it live in :mod:`eduzz_webhooks.pytest_plugin`.
 * Model factories: :class:`FileDownloadFactory`, :class:`WebhookEventFactory`,
   :class:`LearnerFactory`, :class:`CourseFactory`, :class:`LessonFactory`,
   :class:`ProducerFactory`.
-* Payload factories, one per documented event (:data:`PAYLOAD_FACTORIES`), each
-  building a valid envelope with a new ``id``; override any field with
+* Payloads: :func:`build_payload` of any event type, from
+  :class:`FileDownloadedPayloadFactory` for ``nutror.file_downloaded`` and
+  from the documented samples for the others; override any field with
   factory-boy's ``__`` syntax, drop one with :data:`OMIT`::
 
-      FileDownloadedPayloadFactory(data__learner__email="ana@example.com")
-      FileDownloadedPayloadFactory(data__lesson=OMIT)  # an unusable event
+      build_payload("nutror.file_downloaded", data__learner__email="ana@example.com")
+      build_payload("nutror.lesson_watched", data__lesson=OMIT)
 
 * :func:`post_event` (signed POST with Django's test client),
   :func:`signed_request` (a signed ``RequestFactory`` request) and
@@ -66,28 +67,12 @@ from .signature import sign
 
 __all__ = [
     "OMIT",
-    "PAYLOAD_FACTORIES",
     "SAMPLE_EVENTS",
-    "CertificateViewedPayloadFactory",
-    "CommentCreatedPayloadFactory",
-    "CommunityViewedPayloadFactory",
     "CourseFactory",
-    "EnrollmentCreatedPayloadFactory",
-    "EventPayloadFactory",
     "FileDownloadFactory",
     "FileDownloadedPayloadFactory",
-    "InactiveStudentPayloadFactory",
-    "InvoicePaidPayloadFactory",
     "LearnerFactory",
-    "LearnerHelpPayloadFactory",
     "LessonFactory",
-    "LessonRatedPayloadFactory",
-    "LessonSavedPayloadFactory",
-    "LessonStartedPayloadFactory",
-    "LessonWatchedPayloadFactory",
-    "ModuleCompletedPayloadFactory",
-    "NotationCreatedPayloadFactory",
-    "PingPayloadFactory",
     "ProducerFactory",
     "SignalCall",
     "SignalCapture",
@@ -107,6 +92,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LOCALE = "pt_BR"
+FILE_DOWNLOADED = "nutror.file_downloaded"
 
 # The three date-time forms Eduzz documents (see ``payloads.parse_datetime``).
 UTC = "utc"  # 2023-09-25T19:04:09Z
@@ -142,7 +128,7 @@ def new_event_id() -> str:
     return "".join(digits).rjust(25, "0")
 
 
-# -- payload factories -------------------------------------------------------------
+# -- payloads --------------------------------------------------------------------------
 
 
 class _Omit:
@@ -173,10 +159,10 @@ def _email(first_name: str, last_name: str, n: int) -> str:
     return f"{local}{n}@example.com"
 
 
-class PersonDataFactory(_PayloadDict):
-    """``{"email", "name"}`` of a learner, a producer or a buyer.
+class _PersonData(_PayloadDict):
+    """``{"email", "name"}`` of a learner or a producer.
 
-    The producer's optional ``eduzzId`` is left out, as in Eduzz's samples:
+    The producer's optional ``eduzzId`` is left out, as in Eduzz's sample:
     add it with ``data__producer__eduzzId="..."``.
     """
 
@@ -188,12 +174,12 @@ class PersonDataFactory(_PayloadDict):
     name = LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
 
 
-class CourseDataFactory(_PayloadDict):
+class _CourseData(_PayloadDict):
     hash = Faker("sha1")
     title = Faker("catch_phrase", locale=LOCALE)
 
 
-class LessonDataFactory(_PayloadDict):
+class _LessonData(_PayloadDict):
     class Params:
         subject = Faker("catch_phrase", locale=LOCALE)
 
@@ -201,12 +187,14 @@ class LessonDataFactory(_PayloadDict):
     title = LazyAttributeSequence(lambda o, n: f"Aula {n % 40 + 1}: {o.subject}")
 
 
-class NutrorDataFactory(_PayloadDict):
-    """``data`` shared by Nutror events: producer, learner, course, ``createdAt``.
+class _FileDownloadedData(_PayloadDict):
+    """``data`` of ``nutror.file_downloaded``.
 
     Parameters: ``created_at`` (an aware datetime; default: within the last
-    hour) and ``date_format`` (``"utc"``, ``"utc_ms"`` or ``"naive"``; default:
-    the form of the event's documented sample).
+    hour) and ``date_format`` (default ``"utc"``, the sample's form; or
+    ``"utc_ms"``, ``"naive"``). Trait ``courses_list=True`` sends the course
+    as a one-element ``courses`` list instead of ``course``, the other
+    documented form.
     """
 
     class Params:
@@ -214,234 +202,67 @@ class NutrorDataFactory(_PayloadDict):
             "date_time_between", start_date="-1h", end_date="now", tzinfo=dt.timezone.utc
         )
         date_format = UTC
+        courses_list = Trait(course=OMIT, courses=List([SubFactory(_CourseData)]))
 
-    producer = SubFactory(PersonDataFactory)
-    learner = SubFactory(PersonDataFactory)
-    course = SubFactory(CourseDataFactory)
+    producer = SubFactory(_PersonData)
+    learner = SubFactory(_PersonData)
+    course = SubFactory(_CourseData)
+    lesson = SubFactory(_LessonData)
     createdAt = LazyAttribute(lambda o: format_datetime(o.created_at, o.date_format))
 
 
-class LessonEventDataFactory(NutrorDataFactory):
-    lesson = SubFactory(LessonDataFactory)
+def _sent_date() -> str:
+    return format_datetime(timezone.now(), UTC_MS)
 
 
-class FileDownloadedDataFactory(LessonEventDataFactory):
-    """``data`` of ``nutror.file_downloaded``.
+class FileDownloadedPayloadFactory(_PayloadDict):
+    """A ``nutror.file_downloaded`` payload with a new ``id``, people, course and lesson.
 
-    Trait ``courses_list=True`` sends the course as a one-element ``courses``
-    list instead of ``course``, the other documented form.
+    Every value is new and valid (e-mails are unique); ``sentDate`` is now.
     """
 
-    class Params:
-        courses_list = Trait(course=OMIT, courses=List([SubFactory(CourseDataFactory)]))
-
-
-class NaiveDateDataFactory(NutrorDataFactory):
-    class Params:
-        date_format = NAIVE
-
-
-class InactiveCourseDataFactory(CourseDataFactory):
-    inactiveDays = Faker("random_element", elements=(7, 15, 30, 60))
-
-
-class InactiveStudentDataFactory(NaiveDateDataFactory):
-    course = SubFactory(InactiveCourseDataFactory)
-
-
-class RatedLessonDataFactory(LessonDataFactory):
-    rating = Faker("pyint", min_value=1, max_value=5)
-
-
-class LessonRatedDataFactory(NaiveDateDataFactory):
-    lesson = SubFactory(RatedLessonDataFactory)
-
-
-class ModuleDataFactory(_PayloadDict):
-    id = Sequence(lambda n: str(3_200 + n))
-    title = Sequence(lambda n: f"Módulo {n % 12 + 1}")
-
-
-class ModuleCompletedDataFactory(LessonEventDataFactory):
-    module = SubFactory(ModuleDataFactory)
-
-
-def _content_hash(course: Any) -> str:
-    # As in Eduzz's sample, the content's hash is its (first) course's.
-    data = course.factory_parent.factory_parent  # course -> courses list -> data
-    return str(data.content["hash"])
-
-
-class EnrollmentCreatedDataFactory(NaiveDateDataFactory):
-    """The learner enrolled in a ``content`` that holds ``courses``."""
-
-    course = OMIT
-    content = SubFactory(CourseDataFactory)
-    courses = List([SubFactory(CourseDataFactory, hash=LazyAttribute(_content_hash))])
-
-
-class PriceDataFactory(_PayloadDict):
-    currency = "BRL"
-    value = Faker("random_element", elements=(47.0, 97.0, 197.0, 297.0, 497.0, 997.0))
-
-
-class InvoiceItemDataFactory(_PayloadDict):
-    productId = Sequence(lambda n: f"P{500 + n}")
-    name = Faker("catch_phrase", locale=LOCALE)
-    price = SubFactory(PriceDataFactory)
-
-
-class InvoiceProducerDataFactory(PersonDataFactory):
-    id = Sequence(lambda n: str(120_000 + n))
-
-
-def _invoice_total(price: Any) -> float:
-    items = price.factory_parent.items
-    total: float = round(sum(item["price"]["value"] for item in items), 2)
-    return total
-
-
-class InvoicePaidDataFactory(_PayloadDict):
-    """``data`` of ``myeduzz.invoice_paid``; ``price`` is the sum of the items'."""
-
-    class Params:
-        created_at = Faker(
-            "date_time_between", start_date="-1h", end_date="now", tzinfo=dt.timezone.utc
-        )
-        date_format = UTC_MS
-
-    id = Sequence(lambda n: str(12_000_000 + n))
-    status = "paid"
-    producer = SubFactory(InvoiceProducerDataFactory)
-    buyer = SubFactory(PersonDataFactory)
-    createdAt = LazyAttribute(lambda o: format_datetime(o.created_at, o.date_format))
-    price = SubFactory(PriceDataFactory, value=LazyAttribute(_invoice_total))
-    paymentMethod = "creditCard"
-    installments = Faker("random_element", elements=(1, 2, 3, 6, 10, 12))
-    items = List([SubFactory(InvoiceItemDataFactory)])
-
-
-def _missing_event(o: Any) -> str:
-    raise TypeError("EventPayloadFactory needs event='<app>.<name>'.")
-
-
-class EventPayloadFactory(_PayloadDict):
-    """An envelope of any event type: ``EventPayloadFactory(event="sun.cart_abandoned")``.
-
-    ``data`` defaults to ``{}``; ``sentDate`` is now, as Eduzz sends it.
-    """
-
-    # Typed loosely: each event's factory declares them its own way.
-    id: Any = LazyFunction(new_event_id)
-    event: Any = LazyAttribute(_missing_event)
-    data: Any = LazyFunction(dict)
-    sentDate: Any = LazyFunction(lambda: format_datetime(timezone.now(), UTC_MS))
-
-
-class PingPayloadFactory(EventPayloadFactory):
-    event = "ping"
-
-
-class FileDownloadedPayloadFactory(EventPayloadFactory):
-    event = "nutror.file_downloaded"
-    data = SubFactory(FileDownloadedDataFactory)
-
-
-class CertificateViewedPayloadFactory(EventPayloadFactory):
-    event = "nutror.certificate_viewed"
-    data = SubFactory(NaiveDateDataFactory)
-
-
-class CommentCreatedPayloadFactory(EventPayloadFactory):
-    event = "nutror.comment_created"
-    data = SubFactory(LessonEventDataFactory)
-
-
-class CommunityViewedPayloadFactory(EventPayloadFactory):
-    event = "nutror.community_viewed"
-    data = SubFactory(NutrorDataFactory)
-
-
-class EnrollmentCreatedPayloadFactory(EventPayloadFactory):
-    event = "nutror.enrollment_created"
-    data = SubFactory(EnrollmentCreatedDataFactory)
-
-
-class InactiveStudentPayloadFactory(EventPayloadFactory):
-    event = "nutror.inactive_student"
-    data = SubFactory(InactiveStudentDataFactory)
-
-
-class LearnerHelpPayloadFactory(EventPayloadFactory):
-    event = "nutror.learner_help"
-    data = SubFactory(NaiveDateDataFactory)
-
-
-class LessonRatedPayloadFactory(EventPayloadFactory):
-    event = "nutror.lesson_rated"
-    data = SubFactory(LessonRatedDataFactory)
-
-
-class LessonSavedPayloadFactory(EventPayloadFactory):
-    event = "nutror.lesson_saved"
-    data = SubFactory(LessonEventDataFactory)
-
-
-class LessonStartedPayloadFactory(EventPayloadFactory):
-    event = "nutror.lesson_started"
-    data = SubFactory(LessonEventDataFactory)
-
-
-class LessonWatchedPayloadFactory(EventPayloadFactory):
-    event = "nutror.lesson_watched"
-    data = SubFactory(LessonEventDataFactory)
-
-
-class ModuleCompletedPayloadFactory(EventPayloadFactory):
-    event = "nutror.module_completed"
-    data = SubFactory(ModuleCompletedDataFactory)
-
-
-class NotationCreatedPayloadFactory(EventPayloadFactory):
-    event = "nutror.notation_created"
-    data = SubFactory(LessonEventDataFactory)
-
-
-class InvoicePaidPayloadFactory(EventPayloadFactory):
-    event = "myeduzz.invoice_paid"
-    data = SubFactory(InvoicePaidDataFactory)
-
-
-#: The payload factory of each documented event type.
-PAYLOAD_FACTORIES: dict[str, type[EventPayloadFactory]] = {
-    "ping": PingPayloadFactory,
-    "myeduzz.invoice_paid": InvoicePaidPayloadFactory,
-    "nutror.certificate_viewed": CertificateViewedPayloadFactory,
-    "nutror.comment_created": CommentCreatedPayloadFactory,
-    "nutror.community_viewed": CommunityViewedPayloadFactory,
-    "nutror.enrollment_created": EnrollmentCreatedPayloadFactory,
-    "nutror.file_downloaded": FileDownloadedPayloadFactory,
-    "nutror.inactive_student": InactiveStudentPayloadFactory,
-    "nutror.learner_help": LearnerHelpPayloadFactory,
-    "nutror.lesson_rated": LessonRatedPayloadFactory,
-    "nutror.lesson_saved": LessonSavedPayloadFactory,
-    "nutror.lesson_started": LessonStartedPayloadFactory,
-    "nutror.lesson_watched": LessonWatchedPayloadFactory,
-    "nutror.module_completed": ModuleCompletedPayloadFactory,
-    "nutror.notation_created": NotationCreatedPayloadFactory,
-}
+    id = LazyFunction(new_event_id)
+    event = FILE_DOWNLOADED
+    data = SubFactory(_FileDownloadedData)
+    sentDate = LazyFunction(_sent_date)
+
+
+def _override(node: Any, path: list[str], value: Any) -> None:
+    key: Any = int(path[0]) if isinstance(node, list) else path[0]
+    if len(path) > 1:
+        if isinstance(node, dict):
+            node.setdefault(key, {})
+        _override(node[key], path[1:], value)
+    elif value is not OMIT:
+        node[key] = value
+    elif isinstance(node, list):
+        del node[key]
+    else:
+        node.pop(key, None)
 
 
 def build_payload(event_type: str, **overrides: Any) -> dict[str, Any]:
-    """A new payload of ``event_type``, from its factory with ``overrides``.
+    """A new payload of ``event_type`` with ``overrides``, sent now.
 
-    A type without a factory (a custom or undocumented one) gets a bare
-    envelope: pass its ``data=...``.
+    ``nutror.file_downloaded`` comes from :class:`FileDownloadedPayloadFactory`.
+    Another type of :data:`SAMPLE_EVENTS` is its documented sample with a new
+    ``id``: its people, course and dates are the sample's. Any other type gets
+    a bare envelope whose ``data`` is ``{}``.
+
+    Overrides use factory-boy's syntax: ``data__learner__email="..."`` sets a
+    nested key (``data__items__0__name`` a list's element), :data:`OMIT`
+    removes it, ``data={...}`` replaces it whole.
     """
-    payload_factory = PAYLOAD_FACTORIES.get(event_type)
-    if payload_factory is None:
-        overrides["event"] = event_type
-    payload: dict[str, Any] = (payload_factory or EventPayloadFactory).build(**overrides)
+    if event_type == FILE_DOWNLOADED:
+        built: dict[str, Any] = FileDownloadedPayloadFactory.build(**overrides)
+        return built
+    if event_type in SAMPLE_EVENTS:
+        payload = sample_payload(event_type)
+    else:
+        payload = {"id": new_event_id(), "event": event_type, "data": {}}
+    payload["sentDate"] = _sent_date()
+    for path, value in overrides.items():
+        _override(payload, path.split("__"), value)
     return payload
 
 
@@ -503,7 +324,7 @@ class WebhookEventFactory(DjangoModelFactory[WebhookEvent]):
         model = WebhookEvent
 
     event_id = LazyFunction(new_event_id)
-    event_type = "nutror.file_downloaded"
+    event_type = FILE_DOWNLOADED
     payload = LazyAttribute(lambda o: build_payload(o.event_type, id=o.event_id))
     sent_at = LazyAttribute(_sent_at)
     status = WebhookEvent.Status.PROCESSED
@@ -535,13 +356,17 @@ def _download_payload(event: Any) -> dict[str, Any]:
 
 
 class FileDownloadFactory(DjangoModelFactory[FileDownload]):
-    """A download, its learner, lesson, course, producer and its processed event."""
+    """A download, its learner, lesson, course, producer and its processed event.
+
+    Downloaded in the last four weeks unless given ``downloaded_at`` or
+    ``when``: inside the admin insight's default period, in any time zone.
+    """
 
     class Meta:
         model = FileDownload
 
     class Params:
-        when = Faker("date_time_between", start_date="-30d", end_date="-1m", tzinfo=dt.timezone.utc)
+        when = Faker("date_time_between", start_date="-28d", end_date="-1m", tzinfo=dt.timezone.utc)
 
     lesson = SubFactory(LessonFactory)
     course = SelfAttribute("lesson.course")

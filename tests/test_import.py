@@ -15,16 +15,13 @@ from django.db import connection
 from eduzz_webhooks import signals
 from eduzz_webhooks.management.commands import eduzz_import
 from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
-from eduzz_webhooks.testing import (
-    FileDownloadedPayloadFactory,
-    LessonWatchedPayloadFactory,
-    PingPayloadFactory,
-    immediate_on_commit,
-)
+from eduzz_webhooks.testing import FileDownloadedPayloadFactory, build_payload, immediate_on_commit
 
 # Outside the test's transaction, as the command runs in production: its
 # signals follow each event's commit.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+LESSON_WATCHED = "nutror.lesson_watched"
 
 
 def json_lines(path, payloads):
@@ -47,7 +44,7 @@ def events():
     return [
         FileDownloadedPayloadFactory(),
         FileDownloadedPayloadFactory(),
-        LessonWatchedPayloadFactory(),
+        build_payload(LESSON_WATCHED),
     ]
 
 
@@ -95,7 +92,7 @@ def test_importing_again_creates_nothing_and_counts_duplicates(tmp_path, events,
 @pytest.mark.parametrize("batch_size", ["1", "2", "500"])
 def test_an_event_twice_in_one_file_is_one_event(tmp_path, signal_log, batch_size):
     payload = FileDownloadedPayloadFactory()
-    path = json_lines(tmp_path / "events.jsonl", [payload, LessonWatchedPayloadFactory(), payload])
+    path = json_lines(tmp_path / "events.jsonl", [payload, build_payload(LESSON_WATCHED), payload])
     out = run(path, "--batch-size", batch_size)
     assert "  processed: 2\n" in out
     assert "  duplicate: 1\n" in out
@@ -145,7 +142,7 @@ def test_invalid_array_elements_are_listed_by_index(tmp_path, events):
 
 def test_unusable_data_is_stored_failed_and_listed(tmp_path, signal_log):
     broken = FileDownloadedPayloadFactory(data__learner__email="not-an-address")
-    path = json_lines(tmp_path / "events.jsonl", [LessonWatchedPayloadFactory(), broken])
+    path = json_lines(tmp_path / "events.jsonl", [build_payload(LESSON_WATCHED), broken])
     out = run(path)
     assert "  processed: 1\n  failed: 1\n" in out
     assert (
@@ -182,7 +179,7 @@ def test_a_raising_receiver_fails_the_event_and_importing_again_retries_it(
 
 
 def test_pings_are_ignored_as_the_webhook_does(tmp_path, events):
-    path = json_lines(tmp_path / "events.jsonl", [PingPayloadFactory(), events[0]])
+    path = json_lines(tmp_path / "events.jsonl", [build_payload("ping"), events[0]])
     out = run(path)
     assert "  processed: 1\n" in out
     assert "  ping (ignored): 1\n" in out
@@ -280,7 +277,7 @@ def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, event
 
 
 def test_progress_is_sparse_lines_when_stderr_is_not_a_terminal(tmp_path):
-    payloads = LessonWatchedPayloadFactory.build_batch(30)
+    payloads = [build_payload(LESSON_WATCHED) for _ in range(30)]
     stderr = io.StringIO()
     run(json_lines(tmp_path / "events.jsonl", payloads), stderr=stderr)
     lines = stderr.getvalue().splitlines()
@@ -297,7 +294,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_is_redrawn_in_place_on_a_terminal_and_not_as_an_error(tmp_path):
-    path = json_lines(tmp_path / "events.jsonl", LessonWatchedPayloadFactory.build_batch(5))
+    path = json_lines(tmp_path / "events.jsonl", [build_payload(LESSON_WATCHED) for _ in range(5)])
     # Django colours a terminal's stderr as errors (here with colours forced on).
     command = eduzz_import.Command(stdout=io.StringIO(), stderr=Terminal(), force_color=True)
     call_command(command, str(path), force_color=True)
@@ -310,7 +307,7 @@ def test_progress_is_redrawn_in_place_on_a_terminal_and_not_as_an_error(tmp_path
 
 def test_no_progress_at_verbosity_0(tmp_path):
     stdout, stderr = io.StringIO(), io.StringIO()
-    path = json_lines(tmp_path / "events.jsonl", [LessonWatchedPayloadFactory()])
+    path = json_lines(tmp_path / "events.jsonl", [build_payload(LESSON_WATCHED)])
     call_command("eduzz_import", str(path), verbosity=0, stdout=stdout, stderr=stderr)
     assert stderr.getvalue() == ""
     assert stdout.getvalue().startswith(f"Imported {path}: 1 entry.\n  processed: 1\n")
