@@ -192,4 +192,5 @@ class FileDownload(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.learner} · {self.lesson} · {self.downloaded_at:%Y-%m-%d %H:%M}"
+        when = timezone.localtime(self.downloaded_at)  # as every date a person reads
+        return f"{self.learner} · {self.lesson} · {when:%Y-%m-%d %H:%M}"

@@ -61,7 +61,7 @@ def test_export_writes_every_column(viewer):
     )
     assert csv_rows(response) == [
         [
-            "downloaded at",
+            "downloaded at (America/Sao_Paulo)",
             "learner e-mail",
             "learner name",
             "course hash",

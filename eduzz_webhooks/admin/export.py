@@ -88,7 +88,8 @@ def view(model_admin: ReadOnlyAdmin, request: HttpRequest) -> HttpResponseBase:
     filename = f"file-downloads-{timezone.localdate(timezone=tz):%Y-%m-%d}.csv"
     return StreamingHttpResponse(
         csv_chunks(
-            [str(header) for _lookup, header in COLUMNS],
+            # The date column names the time zone its values are in.
+            [f"{COLUMNS[0][1]} ({tz})", *(str(header) for _lookup, header in COLUMNS[1:])],
             ((row[0].astimezone(tz).isoformat(), *row[1:]) for row in rows),
         ),
         content_type="text/csv; charset=utf-8",
