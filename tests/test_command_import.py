@@ -169,7 +169,7 @@ def test_a_raising_receiver_fails_the_event_and_importing_again_retries_it(
     assert "  failed: 1\n" in out
     assert (
         f"  line 1 (event {events[0]['id']}): Receiver "
-        "tests.test_import.test_a_raising_receiver_fails_the_event_and_importing_again_retries_it"
+        "tests.test_command_import.test_a_raising_receiver_fails_the_event_and_importing_again_retries_it"
         ".<locals>.crm_down raised: ConnectionError: CRM down\n"
     ) in out
 

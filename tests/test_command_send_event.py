@@ -1,3 +1,5 @@
+"""``manage.py eduzz_send_event``: a signed sample or file, posted to a running server."""
+
 from __future__ import annotations
 
 import json
