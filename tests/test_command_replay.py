@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 from eduzz_webhooks import signals
 from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
 from eduzz_webhooks.payloads import parse_envelope
+from eduzz_webhooks.processing import Outcome
 from eduzz_webhooks.testing import encode, sample_payload
 
 
@@ -142,3 +144,38 @@ def test_replaying_a_pruned_event_leaves_it_processed(signal_log):
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED
     assert signal_log.calls == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_labels_each_outcome_as_processing_does_and_counts_them(signal_log):
+    processed = store_failed(sample_payload("nutror.file_downloaded"))
+    failed = store_failed(sample_payload("nutror.file_downloaded", lesson={}))
+    pruned = store_failed(sample_payload("nutror.lesson_watched"))
+    pruned_payload = {"id": pruned.event_id, "event": pruned.event_type, "pruned": True}
+    WebhookEvent.objects.filter(pk=pruned.pk).update(payload=pruned_payload)
+    taken = store_failed(sample_payload("nutror.file_downloaded"))
+    # Another replay or delivery is processing it: the claim is lost.
+    WebhookEvent.objects.filter(pk=taken.pk).update(
+        status=WebhookEvent.Status.RECEIVED, claimed_at=timezone.now()
+    )
+    ids = [processed.event_id, failed.event_id, pruned.event_id, taken.event_id]
+    out = io.StringIO()
+    call_command("eduzz_replay", *ids, stdout=out)
+    assert out.getvalue() == (
+        f"{processed.event_id}: {Outcome.PROCESSED.label}\n"
+        f"{failed.event_id}: {Outcome.FAILED.label}\n"
+        f"{pruned.event_id}: {Outcome.PRUNED.label}\n"
+        f"{taken.event_id}: {Outcome.SKIPPED.label}\n"
+        "Replayed 4 events.\n"
+        f"  {Outcome.PROCESSED.label}: 1\n"
+        f"  {Outcome.FAILED.label}: 1\n"
+        f"  {Outcome.PRUNED.label}: 1\n"
+        f"  {Outcome.SKIPPED.label}: 1\n"
+    )
+
+
+@pytest.mark.django_db
+def test_replay_of_nothing_says_so():
+    out = io.StringIO()
+    call_command("eduzz_replay", "--failed", "--pending", stdout=out)
+    assert out.getvalue() == "Replayed 0 events.\n"

@@ -24,8 +24,8 @@ from django.utils import timezone, translation
 from django.utils.text import capfirst
 
 import eduzz_webhooks
-from eduzz_webhooks.samples import encode, sample_payload
 from eduzz_webhooks.models import Learner, WebhookEvent
+from eduzz_webhooks.samples import encode, sample_payload
 from eduzz_webhooks.testing import (
     FileDownloadFactory,
     LearnerFactory,
@@ -388,10 +388,10 @@ def test_replay_reports_in_portuguese() -> None:
     with translation.override("pt-br"), immediate_on_commit():
         call_command("eduzz_replay", "--failed", stdout=out)
 
-    assert out.getvalue().splitlines() == [
-        f"{event.event_id}: processado",
-        "Reprocessados: 1 processado",
-    ]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0] == f"{event.event_id}: processado"
+    assert lines[2] == "  processado: 1"
 
 
 @pytest.mark.django_db

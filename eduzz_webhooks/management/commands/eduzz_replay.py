@@ -5,37 +5,15 @@ from collections import Counter
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
+from django.utils.translation import gettext_noop, ngettext
 
 from ... import processing
 from ...models import WebhookEvent
+from ...processing import Outcome
 from ..base import EduzzCommand
-
-# How each outcome reads after an event id, and counted in the summary ("3 processed").
-OUTCOMES: dict[str, tuple[Any, Any]] = {
-    "processed": (
-        gettext_lazy("processed"),
-        ngettext_lazy("%(count)d processed", "%(count)d processed", "count"),
-    ),
-    "failed": (
-        gettext_lazy("failed"),
-        ngettext_lazy("%(count)d failed", "%(count)d failed", "count"),
-    ),
-    "pending": (
-        gettext_lazy("pending"),
-        ngettext_lazy("%(count)d pending", "%(count)d pending", "count"),
-    ),
-    "pruned": (
-        gettext_lazy("pruned"),
-        ngettext_lazy("%(count)d pruned", "%(count)d pruned", "count"),
-    ),
-    "skipped": (
-        gettext_lazy("skipped"),
-        ngettext_lazy("%(count)d skipped", "%(count)d skipped", "count"),
-    ),
-}
 
 
 class Command(EduzzCommand):
@@ -74,13 +52,13 @@ class Command(EduzzCommand):
         if not (ids or options["failed"] or options["pending"]):
             raise CommandError(_("Give event ids, --failed or --pending."))
         stale_after = dt.timedelta(minutes=options["older_than"])
-        counts: Counter[str] = Counter()
+        counts: Counter[Outcome] = Counter()
 
         def replay(event_id: str, status: str) -> None:
             event = processing.claim(event_id, status, stale_after=stale_after)
-            outcome = processing.process(event).outcome.value if event else "skipped"
+            outcome = processing.process(event).outcome if event else Outcome.SKIPPED
             counts[outcome] += 1
-            self.stdout.write(f"{event_id}: {OUTCOMES[outcome][0]}")
+            self.stdout.write(f"{event_id}: {outcome.label}")
 
         if ids:
             statuses = dict(
@@ -93,22 +71,22 @@ class Command(EduzzCommand):
                 replay(event_id, statuses[event_id])
         selections = []
         if options["failed"]:
-            selections.append(
-                (WebhookEvent.Status.FAILED, WebhookEvent.objects.filter(status="failed"))
-            )
+            selections.append((WebhookEvent.Status.FAILED, Q()))
         if options["pending"]:
             cutoff = timezone.now() - stale_after
-            selections.append(
-                (
-                    WebhookEvent.Status.RECEIVED,
-                    WebhookEvent.objects.filter(processing.stale(cutoff), status="received"),
-                )
-            )
-        for status, events in selections:
+            selections.append((WebhookEvent.Status.RECEIVED, processing.stale(cutoff)))
+        for status, condition in selections:
+            events = WebhookEvent.objects.filter(condition, status=status)
             for event_id in events.values_list("event_id", flat=True).iterator():
                 replay(event_id, status)
 
-        summary = ", ".join(
-            OUTCOMES[outcome][1] % {"count": n} for outcome, n in sorted(counts.items())
+        total = counts.total()
+        self.stdout.write(
+            self.style.SUCCESS(
+                ngettext("Replayed %(count)d event.", "Replayed %(count)d events.", total)
+                % {"count": total}
+            )
         )
-        self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or _("nothing"))))
+        for outcome in Outcome:
+            if counts[outcome]:
+                self.stdout.write(f"  {outcome.label}: {counts[outcome]}")
