@@ -20,6 +20,7 @@ from eduzz_webhooks.testing import (
     FileDownloadedPayloadFactory,
     LessonWatchedPayloadFactory,
     PingPayloadFactory,
+    build_payload,
     immediate_on_commit,
 )
 
@@ -283,6 +284,10 @@ def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, event
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
+def lessons_watched(count):
+    return [build_payload("nutror.lesson_watched") for _ in range(count)]
+
+
 class Terminal(io.StringIO):
     def isatty(self):
         return True
@@ -304,7 +309,7 @@ def last_drawn(progress):
 
 
 def test_progress_is_redrawn_in_place_on_a_terminal_and_not_as_an_error(tmp_path):
-    path = json_lines(tmp_path / "events.jsonl", LessonWatchedPayloadFactory.build_batch(5))
+    path = json_lines(tmp_path / "events.jsonl", lessons_watched(5))
     _, progress = on_a_terminal(path)
     assert progress.startswith("\r")
     assert progress.count("\n") == 1  # one line, redrawn, left in place
@@ -315,7 +320,7 @@ def test_progress_is_redrawn_in_place_on_a_terminal_and_not_as_an_error(tmp_path
 
 def test_progress_of_a_json_array_counts_its_entries(tmp_path):
     path = tmp_path / "backup.json"
-    path.write_text(json.dumps(LessonWatchedPayloadFactory.build_batch(5)), "utf-8")
+    path.write_text(json.dumps(lessons_watched(5)), "utf-8")
     _, progress = on_a_terminal(path)
     assert last_drawn(progress).startswith("100%|##########| 5/5 [")
     assert last_drawn(progress).endswith(" entries/s]")
@@ -330,7 +335,7 @@ def test_a_refused_file_draws_no_progress(tmp_path):
 
 
 def test_no_progress_when_stderr_is_not_a_terminal(tmp_path):
-    payloads = LessonWatchedPayloadFactory.build_batch(30)
+    payloads = lessons_watched(30)
     stderr = io.StringIO()
     out = run(json_lines(tmp_path / "events.jsonl", payloads), stderr=stderr)
     assert "  processed: 30\n" in out
@@ -338,7 +343,7 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path):
 
 
 def test_no_progress_at_verbosity_0(tmp_path):
-    path = json_lines(tmp_path / "events.jsonl", [LessonWatchedPayloadFactory()])
+    path = json_lines(tmp_path / "events.jsonl", lessons_watched(1))
     out, progress = on_a_terminal(path, verbosity=0)
     assert progress == ""
     assert out.startswith(f"Imported {path}: 1 entry.\n  processed: 1\n")
