@@ -43,10 +43,10 @@ class Outcome(models.TextChoices):
     PROCESSED = "processed", _("processed")
     FAILED = "failed", _("failed")
     DUPLICATE = "duplicate", _("duplicate")
-    QUEUED = "queued", _("queued for a task worker")
-    PRUNED = "pruned", _("pruned: nothing to replay")
-    PENDING = "pending", _("pending: signals after the caller's commit")
-    SKIPPED = "skipped", _("skipped: another delivery or replay took it")
+    QUEUED = "queued", _("queued")  # stored; a task worker will process it
+    PRUNED = "pruned", _("pruned")  # its payload was pruned: nothing to redo
+    PENDING = "pending", _("pending")  # its signals wait for the caller's commit
+    SKIPPED = "skipped", _("skipped")  # another delivery, task or replay took it
 
 
 @dataclass

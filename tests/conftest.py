@@ -10,9 +10,10 @@ from django.test import Client
 
 from eduzz_webhooks.testing import SignalCapture
 
-# The fixtures host projects get (eduzz_event, eduzz_post, eduzz_signals), and
-# pytester to run a host-like test session in tests/test_testing.py.
-pytest_plugins = ["pytester", "eduzz_webhooks.pytest_plugin"]
+# The fixtures host projects get (eduzz_event, eduzz_post, eduzz_signals),
+# pytester to run a host-like test session in tests/test_testing.py, and the
+# personal data that the privacy tests and their commands' tests share.
+pytest_plugins = ["pytester", "eduzz_webhooks.pytest_plugin", "tests.personal_data"]
 
 
 @pytest.fixture

@@ -1,109 +1,40 @@
+"""``privacy``: erasing a learner's personal data (and the admin action), pruning old payloads."""
+
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 from collections import Counter
-from io import StringIO
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import CharField, JSONField, TextField
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
-from eduzz_webhooks import privacy, processing, signals
+from eduzz_webhooks import privacy, processing
 from eduzz_webhooks.conf import conf
-from eduzz_webhooks.management.commands.eduzz_prune_payloads import Command as PruneCommand
 from eduzz_webhooks.models import FileDownload, Learner, Producer, WebhookEvent
 from eduzz_webhooks.privacy import erase_learner
 from eduzz_webhooks.samples import sample_payload
-from eduzz_webhooks.testing import WebhookEventFactory, post_event
+from eduzz_webhooks.testing import post_event
+from tests.personal_data import (
+    EMAIL,
+    NAME,
+    OTHER_EMAIL,
+    OTHER_NAME,
+    age,
+    learner_event,
+    pruned,
+    snapshot,
+    stored,
+)
 
 pytestmark = pytest.mark.django_db
-
-EMAIL = "zuleica.prado@example.com"
-NAME = "Zuleica Prado Privacidade"
-OTHER_EMAIL = "outra.pessoa@example.com"
-OTHER_NAME = "Outra Pessoa Intocada"
-
-
-@pytest.fixture
-def deliver(client: Any, django_capture_on_commit_callbacks: Any) -> Any:
-    """Post a signed event through the webhook; its signals run as in production."""
-
-    def deliver(payload: dict[str, Any]) -> dict[str, Any]:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_event(client, payload)
-        assert response.status_code == 200
-        return payload
-
-    return deliver
-
-
-def learner_event(event_type: str, email: str, name: str, **data: Any) -> dict[str, Any]:
-    return sample_payload(event_type, learner={"email": email, "name": name}, **data)
-
-
-@pytest.fixture
-def person(deliver: Any) -> dict[str, Any]:
-    """One person's data in every place the app keeps it, next to another learner's."""
-    downloads = [
-        deliver(learner_event("nutror.file_downloaded", "Zuleica.Prado@Example.com", NAME)),
-        deliver(
-            learner_event(
-                "nutror.file_downloaded", EMAIL, NAME, lesson={"id": "77", "title": "Aula 77"}
-            )
-        ),
-    ]
-
-    def crm(sender: Any, event: WebhookEvent, **kwargs: Any) -> None:
-        raise ValueError(f"CRM refused {EMAIL.upper()} ({NAME})")
-
-    # A receiver that fails with the person's data: its traceback is stored as the error.
-    signals.event_received.connect(crm, weak=False)
-    try:
-        watched = deliver(learner_event("nutror.lesson_watched", f"  {EMAIL}  ", NAME))
-    finally:
-        signals.event_received.disconnect(crm)
-    invoice = deliver(
-        sample_payload("myeduzz.invoice_paid", buyer={"name": NAME, "email": EMAIL.upper()})
-    )
-    comment = deliver(
-        learner_event("nutror.comment_created", EMAIL, NAME, text=f"Falar com {EMAIL}, obrigada")
-    )
-    # An undocumented event type: the person sits where no key lookup looks.
-    cart = deliver(
-        {
-            "id": "cart-1",
-            "event": "sun.cart_abandoned",
-            "sentDate": "2024-03-01T10:00:00.000Z",
-            "data": {
-                "cartId": "c1",
-                "customer": {"email": EMAIL, "name": NAME, "phone": "+55 11 90000-0000"},
-                "items": [{"sku": "X", "qty": 1}],
-            },
-        }
-    )
-    others = [
-        deliver(learner_event("nutror.file_downloaded", OTHER_EMAIL, OTHER_NAME)),
-        deliver(learner_event("nutror.lesson_watched", OTHER_EMAIL, OTHER_NAME)),
-    ]
-    return {
-        "downloads": downloads,
-        "watched": watched,
-        "invoice": invoice,
-        "comment": comment,
-        "cart": cart,
-        "others": others,
-    }
 
 
 def database_text() -> str:
@@ -120,17 +51,6 @@ def database_text() -> str:
         for row in model.objects.values_list(*fields):
             parts += [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row]
     return "\n".join(parts).lower()
-
-
-def stored(payload: dict[str, Any]) -> WebhookEvent:
-    return WebhookEvent.objects.get(event_id=payload["id"])
-
-
-def snapshot() -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
-    for model in (WebhookEvent, Learner, Producer, FileDownload):
-        rows += [tuple(r.values()) for r in model.objects.order_by("pk").values()]
-    return rows
 
 
 # -- erase_learner -----------------------------------------------------------------------------
@@ -239,10 +159,10 @@ def test_erase_refuses_what_is_not_an_email(bad):
         erase_learner(bad)
 
 
-def test_erase_matches_the_address_only_as_a_whole(deliver):
+def test_erase_matches_the_address_only_as_a_whole(delivered):
     text = f"Fale com joana.{EMAIL}, {EMAIL}.br ou {EMAIL.title()}."
     # An undocumented type, so that only the text search can find it.
-    payload = deliver(
+    payload = delivered(
         {
             "id": "reply-1",
             "event": "nutror.comment_replied",
@@ -260,8 +180,8 @@ def test_erase_matches_the_address_only_as_a_whole(deliver):
     assert stored(payload).payload["data"]["learner"] == {"email": OTHER_EMAIL, "name": OTHER_NAME}
 
 
-def test_erase_a_producer_who_is_also_a_learner(deliver, django_capture_on_commit_callbacks):
-    payload = deliver(
+def test_erase_a_producer_who_is_also_a_learner(delivered, django_capture_on_commit_callbacks):
+    payload = delivered(
         sample_payload(
             "nutror.file_downloaded",
             producer={"email": EMAIL, "name": NAME, "eduzzId": 4321},
@@ -288,13 +208,13 @@ def test_erase_a_producer_who_is_also_a_learner(deliver, django_capture_on_commi
     assert (download.learner.email, download.producer_id) == (report.anonymous_email, producer.pk)
 
 
-def test_erase_many_addresses_in_groups_and_batches(deliver, monkeypatch):
+def test_erase_many_addresses_in_groups_and_batches(delivered, monkeypatch):
     monkeypatch.setattr(privacy, "ERASE_GROUP_SIZE", 2)
     monkeypatch.setattr(privacy, "ERASE_BATCH_SIZE", 2)
     emails = [f"grupo{i}@example.com" for i in range(5)]
     for email in emails:
-        deliver(learner_event("nutror.file_downloaded", email, f"Nome {email}"))
-        deliver(learner_event("nutror.lesson_watched", email.upper(), f"Nome {email}"))
+        delivered(learner_event("nutror.file_downloaded", email, f"Nome {email}"))
+        delivered(learner_event("nutror.lesson_watched", email.upper(), f"Nome {email}"))
 
     reports = privacy.erase_learners([*emails, emails[0].upper(), "nobody@example.com"])
 
@@ -304,70 +224,17 @@ def test_erase_many_addresses_in_groups_and_batches(deliver, monkeypatch):
     assert not any(email in text or f"nome {email}" in text for email in emails)
 
 
-def test_erase_queries_do_not_grow_with_the_events(deliver):
+def test_erase_queries_do_not_grow_with_the_events(delivered):
     def queries_to_erase(email: str, events: int) -> int:
         for _ in range(events):
-            deliver(learner_event("nutror.lesson_watched", email, NAME))
-        deliver(learner_event("nutror.file_downloaded", email, NAME))
+            delivered(learner_event("nutror.lesson_watched", email, NAME))
+        delivered(learner_event("nutror.file_downloaded", email, NAME))
         with CaptureQueriesContext(connection) as queries:
             report = erase_learner(email)
         assert report.payloads == events + 1
         return len(queries)
 
     assert queries_to_erase("few@example.com", 1) == queries_to_erase("many@example.com", 12)
-
-
-# -- eduzz_erase_learner -----------------------------------------------------------------------
-
-
-def test_command_erases_without_input_and_prints_the_reports(person):
-    out = StringIO()
-    call_command("eduzz_erase_learner", EMAIL, "nobody@example.com", "--no-input", stdout=out)
-    learner = Learner.objects.get(downloads__event__event_id=person["downloads"][0]["id"])
-    assert learner.email.startswith("erased-")
-    text = out.getvalue()
-    assert f"{EMAIL} is now {learner.email}: 1 learner(s) anonymised (2 download(s) kept)" in text
-    assert "6 stored event(s) scrubbed" in text
-    assert "No data for this e-mail: nobody@example.com" in text
-
-
-@pytest.mark.parametrize("answer", ["no", "", "y"])
-def test_command_asks_and_a_refusal_changes_nothing(person, monkeypatch, answer):
-    before = snapshot()
-    prompts = []
-    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or answer)
-    out = StringIO()
-    call_command("eduzz_erase_learner", EMAIL, stdout=out)
-    assert EMAIL in prompts[0]
-    assert "Type 'yes' to continue" in prompts[0]
-    assert "cancelled" in out.getvalue()
-    assert snapshot() == before
-
-
-def test_command_erases_after_yes(person, monkeypatch):
-    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
-    call_command("eduzz_erase_learner", EMAIL.upper(), stdout=StringIO())
-    assert not Learner.objects.filter(email=EMAIL).exists()
-
-
-def test_command_without_an_answer_erases_nothing(person, monkeypatch):
-    def no_terminal(prompt: str) -> str:
-        raise EOFError
-
-    before = snapshot()
-    monkeypatch.setattr("builtins.input", no_terminal)
-    with pytest.raises(CommandError, match="--no-input"):
-        call_command("eduzz_erase_learner", EMAIL, stdout=StringIO())
-    assert snapshot() == before
-
-
-def test_command_refuses_bad_input_before_erasing_anything(person):
-    before = snapshot()
-    with pytest.raises(CommandError, match="'nope' is not an e-mail address"):
-        call_command("eduzz_erase_learner", EMAIL, "nope", "--no-input")
-    assert snapshot() == before
-    with pytest.raises(CommandError):
-        call_command("eduzz_erase_learner", "--no-input")
 
 
 # -- admin action ------------------------------------------------------------------------------
@@ -431,90 +298,18 @@ def test_admin_action_needs_the_erase_permission(person, client):
 # -- retention ---------------------------------------------------------------------------------
 
 
-def age(payload: dict[str, Any], days: float) -> None:
-    WebhookEvent.objects.filter(event_id=payload["id"]).update(
-        received_at=timezone.now() - dt.timedelta(days=days)
-    )
-
-
-def pruned(payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": payload["id"],
-        "event": payload["event"],
-        "sentDate": payload["sentDate"],
-        "pruned": True,
-    }
-
-
-@pytest.fixture
-def aged(deliver: Any) -> dict[str, Any]:
-    old = [
-        deliver(learner_event("nutror.file_downloaded", EMAIL, NAME)),
-        deliver(sample_payload("myeduzz.invoice_paid")),
-    ]
-    recent = deliver(learner_event("nutror.lesson_watched", EMAIL, NAME))
-    failed = deliver(learner_event("nutror.file_downloaded", EMAIL, NAME, lesson=None))
-    assert stored(failed).status == WebhookEvent.Status.FAILED
-    pending = sample_payload("nutror.lesson_saved")
-    WebhookEventFactory(
-        event_id=pending["id"],
-        event_type=pending["event"],
-        payload=pending,
-        status=WebhookEvent.Status.RECEIVED,
-    )
-    for payload in [*old, failed, pending]:
-        age(payload, 40)
-    age(recent, 10)
-    return {"old": old, "recent": recent, "failed": failed, "pending": pending}
-
-
 def test_retention_setting_defaults_to_keeping_payloads_forever():
     with override_settings(EDUZZ_WEBHOOKS={}):
         assert conf.PAYLOAD_RETENTION_DAYS is None
-    with override_settings(EDUZZ_WEBHOOKS={"PAYLOAD_RETENTION_DAYS": "30"}):
+    with override_settings(EDUZZ_WEBHOOKS={"PAYLOAD_RETENTION_DAYS": 30}):
         assert conf.PAYLOAD_RETENTION_DAYS == 30
 
 
-def test_prune_only_processed_events_older_than_the_days(aged):
-    downloads = FileDownload.objects.count()
-    out = StringIO()
-    call_command("eduzz_prune_payloads", "--days", "30", stdout=out)
-
-    for payload in aged["old"]:
-        assert stored(payload).payload == pruned(payload)
-    for key in ("recent", "failed", "pending"):
-        assert stored(aged[key]).payload == aged[key]
-    assert FileDownload.objects.count() == downloads
-    text = out.getvalue()
-    assert "Pruned the payloads of 2 processed event(s)" in text
-    assert "2 older event(s) are not processed (failed or pending)" in text
-
-    out = StringIO()
-    call_command("eduzz_prune_payloads", "--days", "5", stdout=out)
-    assert stored(aged["recent"]).payload == pruned(aged["recent"])
-    assert "Pruned the payloads of 1 processed event(s)" in out.getvalue()
-
-
-def test_prune_uses_the_setting(aged):
-    with override_settings(EDUZZ_WEBHOOKS={"PAYLOAD_RETENTION_DAYS": 30}):
-        call_command("eduzz_prune_payloads", stdout=StringIO())
-    assert [stored(p).payload for p in aged["old"]] == [pruned(p) for p in aged["old"]]
-    assert stored(aged["recent"]).payload == aged["recent"]
-
-
-def test_prune_dry_run_changes_nothing(aged):
-    before = snapshot()
-    out = StringIO()
-    call_command("eduzz_prune_payloads", "--days", "30", "--dry-run", stdout=out)
-    assert "Dry run: 2 processed event(s)" in out.getvalue()
-    assert snapshot() == before
-
-
-def test_prune_works_in_batches_with_bounded_queries(deliver):
+def test_prune_works_in_batches_with_bounded_queries(delivered):
     def queries_to_prune(events: int) -> int:
         WebhookEvent.objects.all().delete()
         for _ in range(events):
-            age(deliver(sample_payload("nutror.lesson_watched")), 40)
+            age(delivered(sample_payload("nutror.lesson_watched")), 40)
         with CaptureQueriesContext(connection) as queries:
             report = privacy.prune_payloads(30, batch_size=100)
         assert report.pruned == events
@@ -522,13 +317,13 @@ def test_prune_works_in_batches_with_bounded_queries(deliver):
 
     assert queries_to_prune(2) == queries_to_prune(20)
     for _ in range(5):
-        age(deliver(sample_payload("nutror.lesson_watched")), 40)
-    call_command("eduzz_prune_payloads", "--days", "30", "--batch-size", "2", stdout=StringIO())
+        age(delivered(sample_payload("nutror.lesson_watched")), 40)
+    assert privacy.prune_payloads(30, batch_size=2).pruned == 5
     assert WebhookEvent.objects.filter(payload__pruned=True).count() == 25
 
 
 def test_a_pruned_event_is_still_a_duplicate(aged, client):
-    call_command("eduzz_prune_payloads", "--days", "30", stdout=StringIO())
+    privacy.prune_payloads(30)
     original = aged["old"][0]
     response = post_event(client, original)
     assert response.json()["status"] == "duplicate"
@@ -537,34 +332,7 @@ def test_a_pruned_event_is_still_a_duplicate(aged, client):
 
 
 def test_prune_then_erase_finds_no_payload(aged):
-    call_command("eduzz_prune_payloads", "--days", "0", stdout=StringIO())
+    privacy.prune_payloads(0)
     report = erase_learner(EMAIL)
     assert report.learners == 1
     assert report.payloads == 1  # only the failed event, which kept its payload
-
-
-@pytest.mark.parametrize(
-    ("args", "settings_value", "message"),
-    [
-        ([], None, "PAYLOAD_RETENTION_DAYS"),
-        ([], "thirty", "PAYLOAD_RETENTION_DAYS'] must be a whole number"),
-        (["--days", "-1"], None, "must not be negative"),
-        (["--days", "3", "--batch-size", "0"], None, "at least 1"),
-    ],
-)
-def test_prune_bad_input(aged, args, settings_value, message):
-    before = snapshot()
-    with (
-        override_settings(EDUZZ_WEBHOOKS={"PAYLOAD_RETENTION_DAYS": settings_value}),
-        pytest.raises(CommandError, match=message),
-    ):
-        call_command("eduzz_prune_payloads", *args, stdout=StringIO())
-    assert snapshot() == before
-
-
-def test_prune_help_says_unprocessed_events_are_kept():
-    help_text = " ".join(
-        PruneCommand().create_parser("manage.py", "eduzz_prune_payloads").format_help().split()
-    )
-    assert "Only processed events are pruned" in help_text
-    assert "PAYLOAD_RETENTION_DAYS" in help_text

@@ -19,3 +19,13 @@ class EduzzCommand(BaseCommand):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.description = _(self.help)
         return parser
+
+
+def error_gist(error: str) -> str:
+    """The gist of an event's stored error, on one line."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    if "Traceback (most recent call last):" not in lines:
+        return "; ".join(lines)
+    # What names the culprit ("Receiver x.y raised:"), and the exception.
+    head = [] if lines[0].startswith("Traceback") else [lines[0]]
+    return " ".join([*head, lines[-1]])

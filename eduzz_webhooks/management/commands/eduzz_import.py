@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import json
 import os
-import time
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from django.core.management.base import CommandError, CommandParser, OutputWrapper
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext, pgettext
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from ... import processing
+from ...conf import conf
 from ...exceptions import InvalidEnvelope
 from ...models import WebhookEvent
 from ...payloads import Envelope, parse_envelope
-from ..base import EduzzCommand
+from ...processing import Outcome
+from ..base import EduzzCommand, error_gist
 
-BOM = b"\xef\xbb\xbf"
+# The import's own kinds of entry, beside processing's outcomes: not an Eduzz
+# envelope, and a ping (the webhook answers it and stores nothing).
+INVALID, PING = "invalid", "ping"
+# Counted in the summary even when there are none.
+ALWAYS_COUNTED = (Outcome.PROCESSED, Outcome.FAILED, Outcome.DUPLICATE, Outcome.QUEUED, INVALID)
 # Entries listed by name in the summary, per kind; the rest are only counted.
 MAX_LISTED = 100
 
@@ -28,22 +37,22 @@ MAX_LISTED = 100
 class Entry(NamedTuple):
     where: str  # "line 3" or "[2]", for the summary
     body: bytes
-    done: float  # how much of the file is read once this entry is, from 0 to 1
+    read: int  # the progress once this entry is read, in its Source's unit
+
+
+class Source(NamedTuple):
+    entries: Iterator[Entry]
+    progress: dict[str, Any]  # tqdm's total and unit for the entries' ``read``
 
 
 @dataclass
 class Summary:
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("processed", "failed", "duplicate", "queued", "invalid"), 0
-        )
-    )
-    failed: list[str] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    listed: dict[str, list[str]] = field(default_factory=lambda: {Outcome.FAILED: [], INVALID: []})
 
-    def add(self, outcome: str, detail: str = "") -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        listed = {"failed": self.failed, "invalid": self.invalid}.get(outcome)
+    def add(self, kind: str, detail: str = "") -> None:
+        self.counts[kind] += 1
+        listed = self.listed.get(kind)
         if listed is not None and len(listed) < MAX_LISTED:
             listed.append(detail)
 
@@ -81,13 +90,20 @@ class Command(EduzzCommand):
             # A directory, or a pipe: reading one could wait forever.
             raise CommandError(_("%s is not a regular file.") % path)
         summary = Summary()
-        progress = Progress(self.stderr, enabled=options["verbosity"] > 0)
         try:
             with path.open("rb") as handle:
-                for batch in _batches(self._entries(path, handle), batch_size):
-                    self._import(batch, summary, progress)
+                source = _read(path, handle)
+                # On the raw stream: Django's wrapper would end each redraw with a
+                # newline and colour it as an error. None: off when not a terminal.
+                with tqdm(
+                    file=self.stderr._out,
+                    disable=None if options["verbosity"] else True,
+                    **source.progress,
+                ) as progress:
+                    batches = iter(lambda: list(itertools.islice(source.entries, batch_size)), [])
+                    for batch in batches:
+                        self._import(batch, summary, progress)
         except processing.UNAVAILABLE as exc:
-            progress.finish()
             self._report(path, summary)
             raise CommandError(
                 _(
@@ -98,16 +114,13 @@ class Command(EduzzCommand):
                 % {"error": type(exc).__name__}
             ) from exc
         except OSError as exc:  # opening or reading the file
-            progress.finish()
-            if progress.count:
+            if summary.counts:
                 self._report(path, summary)
             raise CommandError(
                 _("Cannot read %(path)s: %(error)s") % {"path": path, "error": exc.strerror or exc}
             ) from exc
-        progress.finish()
         self._report(path, summary)
-        invalid = summary.counts["invalid"]
-        if invalid:
+        if invalid := summary.counts[INVALID]:
             raise CommandError(
                 ngettext(
                     "%(count)d entry of %(path)s is not an Eduzz event and was not imported.",
@@ -117,37 +130,8 @@ class Command(EduzzCommand):
                 % {"count": invalid, "path": path}
             )
 
-    # -- reading -----------------------------------------------------------------------
-
-    def _entries(self, path: Path, handle: IO[bytes]) -> Iterator[Entry]:
-        """Tell JSON lines from a JSON array by the first character, and read it."""
-        if handle.read(len(BOM)) != BOM:
-            handle.seek(0)
-        begin = handle.tell()
-        while (char := handle.read(1)).isspace():
-            pass
-        handle.seek(begin)  # lines are numbered from the top, blank ones included
-        if char == b"[":
-            return _json_array(path, handle)
-        if char == b"{":
-            return _json_lines(path, handle)
-        if not char:
-            raise CommandError(_("%s is empty.") % path)
-        raise CommandError(
-            _("%s is neither JSON lines (one event per line) nor a JSON array of events.") % path
-        )
-
-    # -- importing ---------------------------------------------------------------------
-
-    def _import(self, batch: list[Entry], summary: Summary, progress: Progress) -> None:
-        parsed: list[tuple[Entry, Envelope | str]] = []
-        for entry in batch:
-            try:
-                parsed.append((entry, parse_envelope(entry.body)))
-            except InvalidEnvelope as exc:
-                # The message, not the exception: its traceback would keep the
-                # batch alive in a reference cycle.
-                parsed.append((entry, str(exc)))
+    def _import(self, batch: list[Entry], summary: Summary, progress: tqdm) -> None:
+        parsed = [(entry, _parse(entry.body)) for entry in batch]
         # One query per batch for the events already stored. Failed ones are
         # left to processing.receive, which processes them again, as it does
         # for a re-delivery.
@@ -158,47 +142,39 @@ class Command(EduzzCommand):
             .values_list("event_id", flat=True)
         )
         for entry, envelope in parsed:
-            progress.update(entry.done)
+            progress.update(entry.read - progress.n)
             if isinstance(envelope, str):
-                summary.add("invalid", f"{entry.where}: {envelope}")
+                summary.add(INVALID, f"{entry.where}: {envelope}")
             elif envelope.event_type == processing.PING:
-                summary.add("ping")  # the webhook answers pings and stores nothing
+                summary.add(PING)
             elif envelope.event_id in stored:
-                summary.add("duplicate")
+                summary.add(Outcome.DUPLICATE)
             else:
                 self._receive(entry, envelope, summary)
 
     def _receive(self, entry: Entry, envelope: Envelope, summary: Summary) -> None:
-        result = processing.receive(envelope)
-        if result.outcome is processing.Outcome.FAILED and result.event is not None:
+        if conf.PROCESS_IN_BACKGROUND:
+            from ...tasks import enqueue  # needs the Tasks framework: only in background mode
+
+            result = processing.receive(envelope, enqueue=enqueue)
+        else:
+            result = processing.receive(envelope)
+        if result.outcome is Outcome.FAILED and result.event is not None:
             summary.add(
-                "failed",
+                Outcome.FAILED,
                 _("%(where)s (event %(id)s): %(reason)s")
                 % {
                     "where": entry.where,
                     "id": envelope.event_id,
-                    "reason": _reason(result.event.error),
+                    "reason": error_gist(result.event.error),
                 },
             )
         else:
-            summary.add(result.outcome.value)
-
-    # -- summary -----------------------------------------------------------------------
+            summary.add(result.outcome)
 
     def _report(self, path: Path, summary: Summary) -> None:
         counts = summary.counts
-        # Their own context: heading a count, a label takes the plural in Portuguese.
-        labels = {
-            "processed": pgettext("import summary", "processed"),
-            "failed": pgettext("import summary", "failed"),
-            "duplicate": pgettext("import summary", "duplicate"),
-            "queued": pgettext("import summary", "queued"),
-            "invalid": pgettext("import summary", "invalid"),
-            # Only inside a caller's transaction: the signals wait for its commit.
-            "pending": pgettext("import summary", "pending (signals after the caller's commit)"),
-            "ping": pgettext("import summary", "ping (ignored)"),
-        }
-        total = sum(counts.values())
+        total = counts.total()
         self.stdout.write(
             ngettext(
                 "Imported %(path)s: %(count)d entry.",
@@ -207,157 +183,105 @@ class Command(EduzzCommand):
             )
             % {"path": path, "count": total}
         )
-        for outcome, label in labels.items():
-            if outcome in counts:
-                self.stdout.write(f"  {label}: {counts[outcome]}")
-        for title, listed, total in (
+        labels: dict[str, str] = {
+            **{outcome: str(outcome.label) for outcome in Outcome},
+            INVALID: pgettext("import summary", "invalid"),
+            PING: pgettext("import summary", "ping (ignored)"),
+        }
+        for kind, label in labels.items():
+            if counts[kind] or kind in ALWAYS_COUNTED:
+                self.stdout.write(f"  {label}: {counts[kind]}")
+        for kind, title in (
             (
+                Outcome.FAILED,
                 _("Failed events (stored; run eduzz_replay --failed once the cause is fixed):"),
-                summary.failed,
-                counts["failed"],
             ),
-            (_("Invalid entries (not imported):"), summary.invalid, counts["invalid"]),
+            (INVALID, _("Invalid entries (not imported):")),
         ):
+            listed = summary.listed[kind]
             if not listed:
                 continue
             self.stdout.write(title)
             for line in listed:
                 self.stdout.write(f"  {line}")
-            if total > len(listed):
-                self.stdout.write("  " + _("... and %d more.") % (total - len(listed)))
-        style = self.style.WARNING if counts["failed"] or counts["invalid"] else self.style.SUCCESS
-        self.stdout.write(style(_("Done.")))
+            if counts[kind] > len(listed):
+                self.stdout.write("  " + _("... and %d more.") % (counts[kind] - len(listed)))
+        trouble = counts[Outcome.FAILED] or counts[INVALID]
+        self.stdout.write((self.style.WARNING if trouble else self.style.SUCCESS)(_("Done.")))
 
 
-def _reason(error: str) -> str:
-    """The gist of an event's stored error, on one line."""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    if "Traceback (most recent call last):" not in lines:
-        return "; ".join(lines)
-    # What names the culprit ("Receiver x.y raised:"), and the exception.
-    head = [] if lines[0].startswith("Traceback") else [lines[0]]
-    return " ".join([*head, lines[-1]])
-
-
-def _json_lines(path: Path, handle: IO[bytes]) -> Iterator[Entry]:
-    """One entry per non-blank line, read as it goes: memory stays bounded."""
-    size = max(os.fstat(handle.fileno()).st_size, 1)
-    position = handle.tell()  # after the BOM, if any
-    first = True
-    for number, line in enumerate(handle, 1):
-        position += len(line)
-        body = line.strip()
-        if not body:
-            continue
-        if first:
-            first = False
-            _check_first_line(path, number, body)
-        yield Entry(_("line %d") % number, body, position / size)
-
-
-def _check_first_line(path: Path, number: int, body: bytes) -> None:
-    # A pretty-printed object, or any other JSON, would make every line
-    # "invalid": say once what the file is not.
+def _parse(body: bytes) -> Envelope | str:
+    """The entry's envelope, or why it is not one."""
     try:
-        json.loads(body)
-    except ValueError as exc:
+        return parse_envelope(body)
+    except InvalidEnvelope as exc:
+        # The message, not the exception: its traceback would keep the batch
+        # alive in a reference cycle.
+        return str(exc)
+
+
+def _read(path: Path, handle: IO[bytes]) -> Source:
+    """The file's entries, told JSON lines from a JSON array by the first character.
+
+    Raises ``CommandError`` for a file that is neither, before any entry is read.
+    """
+    if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+        handle.seek(0)
+    start = handle.tell()
+    line = 1
+    while (char := handle.read(1)).isspace():
+        line += char == b"\n"
+    if char == b"[":
+        handle.seek(start)
+        return _json_array(path, handle)
+    if not char:
+        raise CommandError(_("%s is empty.") % path)
+    if char != b"{":
+        raise CommandError(
+            _("%s is neither JSON lines (one event per line) nor a JSON array of events.") % path
+        )
+    # A pretty-printed object, or any other JSON, would make every line
+    # invalid: say once what the file is not.
+    try:
+        json.loads(char + handle.readline())
+    except (ValueError, RecursionError) as exc:
         raise CommandError(
             _(
                 "%(path)s is not JSON lines: line %(line)d is not a complete JSON object. "
                 "Give one event per line, or a JSON array of events."
             )
-            % {"path": path, "line": number}
+            % {"path": path, "line": line}
         ) from exc
+    handle.seek(start)  # lines are numbered from the top, blank ones included
+    size = os.fstat(handle.fileno()).st_size
+    return Source(
+        _json_lines(handle), {"total": size, "unit": "B", "unit_scale": True, "unit_divisor": 1024}
+    )
 
 
-def _json_array(path: Path, handle: IO[bytes]) -> Iterator[Entry]:
+def _json_lines(handle: IO[bytes]) -> Iterator[Entry]:
+    """One entry per non-blank line, read as it goes: memory stays bounded."""
+    position = handle.tell()
+    for number, line in enumerate(handle, 1):
+        position += len(line)
+        if body := line.strip():
+            yield Entry(_("line %d") % number, body, position)
+
+
+def _json_array(path: Path, handle: IO[bytes]) -> Source:
     """Each element of the array; the file is read and checked whole, before any import."""
     try:
-        items = json.loads(handle.read().decode("utf-8"))
+        items: list[Any] = json.loads(handle.read().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CommandError(_("%s is not valid UTF-8.") % path) from exc
     except (ValueError, RecursionError) as exc:
         raise CommandError(
             _("%(path)s is not valid JSON: %(error)s") % {"path": path, "error": exc}
         ) from exc
-    if not isinstance(items, list):
-        raise CommandError(_("%s is not a JSON array.") % path)
-    return _array_entries(items)
-
-
-def _array_entries(items: list[Any]) -> Iterator[Entry]:
-    total = max(len(items), 1)
-    for index, item in enumerate(items):
-        # ASCII escapes keep lone surrogates encodable; parse_envelope replaces
-        # them, as it does for a webhook body.
-        body = json.dumps(item, separators=(",", ":")).encode("ascii")
-        yield Entry(f"[{index}]", body, (index + 1) / total)
-
-
-def _batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
-    batch: list[Entry] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _plain(text: str) -> str:
-    # Django colours a terminal's stderr as errors; progress is not one.
-    return text
-
-
-class Progress:
-    """A text progress bar on stderr: redrawn in place on a terminal, sparse lines otherwise."""
-
-    WIDTH = 30
-    INTERVAL = 0.1  # seconds between redraws on a terminal
-
-    def __init__(self, out: OutputWrapper, *, enabled: bool) -> None:
-        self.out = out
-        self.enabled = enabled
-        self.tty = out.isatty()
-        self.count = 0
-        self.done = 0.0
-        self._drawn_at = 0.0
-        self._tenths = 0  # last tenth of the file reported as a line
-
-    def update(self, done: float) -> None:
-        self.count += 1
-        self.done = min(done, 1.0)
-        if not self.enabled:
-            return
-        if self.tty:
-            now = time.monotonic()
-            if now - self._drawn_at >= self.INTERVAL:
-                self._drawn_at = now
-                self.out.write("\r" + self._bar(), style_func=_plain, ending="")
-                self.out.flush()
-        elif int(self.done * 10) > self._tenths:
-            self._tenths = int(self.done * 10)
-            self.out.write(self._bar(), style_func=_plain)
-
-    def finish(self) -> None:
-        if not self.enabled or not self.count:
-            return
-        if self.tty:
-            self.out.write("\r" + self._bar(), style_func=_plain)
-        elif self._tenths < 10:
-            self.out.write(self._bar(), style_func=_plain)
-        self.out.flush()
-
-    def _bar(self) -> str:
-        filled = int(self.done * self.WIDTH)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        return ngettext(
-            "[%(bar)s] %(percent)3d%% %(count)d entry",
-            "[%(bar)s] %(percent)3d%% %(count)d entries",
-            self.count,
-        ) % {
-            "bar": bar,
-            "percent": int(self.done * 100),
-            "count": self.count,
-        }
+    # ASCII escapes keep lone surrogates encodable; parse_envelope replaces
+    # them, as it does for a webhook body.
+    entries = (
+        Entry(f"[{index}]", json.dumps(item, separators=(",", ":")).encode("ascii"), index + 1)
+        for index, item in enumerate(items)
+    )
+    return Source(entries, {"total": len(items), "unit": " " + _("entries")})

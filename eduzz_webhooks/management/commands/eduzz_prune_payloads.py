@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -48,7 +49,7 @@ class Command(EduzzCommand):
         if days is None:
             try:
                 days = conf.PAYLOAD_RETENTION_DAYS
-            except (TypeError, ValueError) as exc:
+            except ImproperlyConfigured as exc:
                 raise CommandError(
                     _("%(setting)s must be a whole number of days, or None.") % {"setting": SETTING}
                 ) from exc

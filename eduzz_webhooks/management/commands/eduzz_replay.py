@@ -5,38 +5,16 @@ from collections import Counter
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, ngettext_lazy
+from django.utils.translation import gettext_noop, ngettext
 
 from ... import processing
 from ...conf import conf
 from ...models import WebhookEvent
-from ..base import EduzzCommand
-
-# How each outcome reads after an event id, and counted in the summary ("3 processed").
-OUTCOMES: dict[str, tuple[Any, Any]] = {
-    "processed": (
-        gettext_lazy("processed"),
-        ngettext_lazy("%(count)d processed", "%(count)d processed", "count"),
-    ),
-    "failed": (
-        gettext_lazy("failed"),
-        ngettext_lazy("%(count)d failed", "%(count)d failed", "count"),
-    ),
-    "pending": (
-        gettext_lazy("pending"),
-        ngettext_lazy("%(count)d pending", "%(count)d pending", "count"),
-    ),
-    "pruned": (
-        gettext_lazy("pruned"),
-        ngettext_lazy("%(count)d pruned", "%(count)d pruned", "count"),
-    ),
-    "skipped": (
-        gettext_lazy("skipped"),
-        ngettext_lazy("%(count)d skipped", "%(count)d skipped", "count"),
-    ),
-}
+from ...processing import Outcome
+from ..base import EduzzCommand, error_gist
 
 
 class Command(EduzzCommand):
@@ -78,13 +56,16 @@ class Command(EduzzCommand):
         stale_after = (
             conf.ATTEMPT_TIMEOUT if older_than is None else dt.timedelta(minutes=older_than)
         )
-        counts: Counter[str] = Counter()
+        counts: Counter[Outcome] = Counter()
 
         def replay(event_id: str, status: str) -> None:
             event = processing.claim(event_id, status, stale_after=stale_after)
-            outcome = processing.process(event).outcome.value if event else "skipped"
+            outcome = processing.process(event).outcome if event else Outcome.SKIPPED
             counts[outcome] += 1
-            self.stdout.write(f"{event_id}: {OUTCOMES[outcome][0]}")
+            line = f"{event_id}: {outcome.label}"
+            if event and outcome == Outcome.FAILED:
+                line += f" ({error_gist(event.error)})"
+            self.stdout.write(line)
 
         if ids:
             statuses = dict(
@@ -97,22 +78,22 @@ class Command(EduzzCommand):
                 replay(event_id, statuses[event_id])
         selections = []
         if options["failed"]:
-            selections.append(
-                (WebhookEvent.Status.FAILED, WebhookEvent.objects.filter(status="failed"))
-            )
+            selections.append((WebhookEvent.Status.FAILED, Q()))
         if options["pending"]:
             cutoff = timezone.now() - stale_after
-            selections.append(
-                (
-                    WebhookEvent.Status.RECEIVED,
-                    WebhookEvent.objects.filter(processing.stale(cutoff), status="received"),
-                )
-            )
-        for status, events in selections:
+            selections.append((WebhookEvent.Status.RECEIVED, processing.stale(cutoff)))
+        for status, condition in selections:
+            events = WebhookEvent.objects.filter(condition, status=status)
             for event_id in events.values_list("event_id", flat=True).iterator():
                 replay(event_id, status)
 
-        summary = ", ".join(
-            OUTCOMES[outcome][1] % {"count": n} for outcome, n in sorted(counts.items())
+        total = counts.total()
+        self.stdout.write(
+            self.style.SUCCESS(
+                ngettext("Replayed %(count)d event.", "Replayed %(count)d events.", total)
+                % {"count": total}
+            )
         )
-        self.stdout.write(self.style.SUCCESS(_("Replayed: %s") % (summary or _("nothing"))))
+        for outcome in Outcome:
+            if counts[outcome]:
+                self.stdout.write(f"  {outcome.label}: {counts[outcome]}")

@@ -1,3 +1,5 @@
+"""``manage.py eduzz_send_event``: a signed sample or file, posted to a running server."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +17,7 @@ def test_send_event_posts_a_signed_sample_to_a_running_server(live_server, capsy
     call_command("eduzz_send_event", "nutror.file_downloaded", url=f"{live_server.url}/eduzz/")
     out = capsys.readouterr().out
     assert "200 " in out
-    assert '"status":"processed"' in out
+    assert '"status": "processed"' in out
     assert FileDownload.objects.count() == 1
 
 

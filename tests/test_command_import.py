@@ -15,7 +15,12 @@ from django.db import connection
 from eduzz_webhooks import signals
 from eduzz_webhooks.management.commands import eduzz_import
 from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
-from eduzz_webhooks.testing import FileDownloadedPayloadFactory, build_payload, immediate_on_commit
+from eduzz_webhooks.processing import Outcome
+from eduzz_webhooks.testing import (
+    FileDownloadedPayloadFactory,
+    build_payload,
+    immediate_on_commit,
+)
 
 # Outside the test's transaction, as the command runs in production: its
 # signals follow each event's commit.
@@ -56,7 +61,7 @@ def test_json_lines_are_processed_with_records_and_signals(tmp_path, events, sig
         "  processed: 3\n"
         "  failed: 0\n"
         "  duplicate: 0\n"
-        "  queued: 0\n"
+        f"  {Outcome.QUEUED.label}: 0\n"
         "  invalid: 0\n"
         "Done.\n"
     )
@@ -118,7 +123,9 @@ def test_invalid_entries_are_listed_by_line_and_the_others_imported(tmp_path, ev
         "utf-8",
     )
     out = run(path)
-    assert "  processed: 3\n  failed: 0\n  duplicate: 0\n  queued: 0\n  invalid: 3\n" in out
+    assert (
+        f"  processed: 3\n  failed: 0\n  duplicate: 0\n  {Outcome.QUEUED.label}: 0\n  invalid: 3\n"
+    ) in out
     assert (
         "Invalid entries (not imported):\n"
         "  line 3: The body is not valid JSON.\n"
@@ -166,7 +173,7 @@ def test_a_raising_receiver_fails_the_event_and_importing_again_retries_it(
     assert "  failed: 1\n" in out
     assert (
         f"  line 1 (event {events[0]['id']}): Receiver "
-        "tests.test_import.test_a_raising_receiver_fails_the_event_and_importing_again_retries_it"
+        "tests.test_command_import.test_a_raising_receiver_fails_the_event_and_importing_again_retries_it"
         ".<locals>.crm_down raised: ConnectionError: CRM down\n"
     ) in out
 
@@ -189,7 +196,7 @@ def test_pings_are_ignored_as_the_webhook_does(tmp_path, events):
 def test_background_mode_queues_the_events(tmp_path, events, settings, signal_log):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "PROCESS_IN_BACKGROUND": True}
     out = run(json_lines(tmp_path / "events.jsonl", events))
-    assert "  processed: 0\n  failed: 0\n  duplicate: 0\n  queued: 3\n" in out
+    assert f"  processed: 0\n  failed: 0\n  duplicate: 0\n  {Outcome.QUEUED.label}: 3\n" in out
     assert FileDownload.objects.count() == 0
     assert signal_log.calls == []
 
@@ -198,7 +205,7 @@ def test_background_mode_queues_the_events(tmp_path, events, settings, signal_lo
 def test_inside_a_callers_transaction_the_signals_wait_for_its_commit(tmp_path, events, signal_log):
     path = json_lines(tmp_path / "events.jsonl", events)
     out = run(path)
-    assert "  pending (signals after the caller's commit): 3\n" in out
+    assert f"  {Outcome.PENDING.label}: 3\n" in out
     assert signal_log.calls == []
 
     with immediate_on_commit():
@@ -217,6 +224,7 @@ def test_inside_a_callers_transaction_the_signals_wait_for_its_commit(tmp_path, 
         (b'"a string"', "is neither JSON lines"),
         (b'{\n  "id": "x",\n  "event": "y"\n}\n', "is not JSON lines: line 1 is not a complete"),
         (b"\n\n{oops\n", "is not JSON lines: line 3 is not a complete JSON object."),
+        (b'{"a": ' + b"[" * 100_000 + b"\n", "is not JSON lines: line 1 is not a complete"),
         (b'[{"id": "x"},', "is not valid JSON: Expecting value: line 1 column 14"),
         (b'[{"id": "x"}] []', "is not valid JSON: Extra data"),
         (b'["\xff"]', "is not valid UTF-8."),
@@ -276,16 +284,8 @@ def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, event
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
-def test_progress_is_sparse_lines_when_stderr_is_not_a_terminal(tmp_path):
-    payloads = [build_payload(LESSON_WATCHED) for _ in range(30)]
-    stderr = io.StringIO()
-    run(json_lines(tmp_path / "events.jsonl", payloads), stderr=stderr)
-    lines = stderr.getvalue().splitlines()
-    assert "\r" not in stderr.getvalue()
-    assert 3 <= len(lines) <= 10  # about one per tenth of the file, not one per event
-    assert lines[-1] == "[" + "#" * 30 + "] 100% 30 entries"
-    percents = [int(line.split("]")[1].split("%")[0]) for line in lines]
-    assert percents == sorted(percents)
+def lessons_watched(count):
+    return [build_payload("nutror.lesson_watched") for _ in range(count)]
 
 
 class Terminal(io.StringIO):
@@ -293,24 +293,60 @@ class Terminal(io.StringIO):
         return True
 
 
+def on_a_terminal(path, **options):
+    """Run the command with stderr on a terminal (colours forced on): its stdout and stderr."""
+    stdout, stderr = io.StringIO(), Terminal()
+    command = eduzz_import.Command(stdout=stdout, stderr=stderr, force_color=True)
+    try:
+        call_command(command, str(path), force_color=True, **options)
+    except CommandError as exc:
+        stdout.write(f"CommandError: {exc}")
+    return stdout.getvalue(), stderr.getvalue()
+
+
+def last_drawn(progress):
+    return progress.rstrip("\n").rsplit("\r", 1)[-1]
+
+
 def test_progress_is_redrawn_in_place_on_a_terminal_and_not_as_an_error(tmp_path):
-    path = json_lines(tmp_path / "events.jsonl", [build_payload(LESSON_WATCHED) for _ in range(5)])
-    # Django colours a terminal's stderr as errors (here with colours forced on).
-    command = eduzz_import.Command(stdout=io.StringIO(), stderr=Terminal(), force_color=True)
-    call_command(command, str(path), force_color=True)
-    text = command.stderr._out.getvalue()
-    assert text.startswith("\r[")
-    assert text.endswith("\r[" + "#" * 30 + "] 100% 5 entries\n")
-    assert text.count("\n") == 1  # one line, redrawn
-    assert "\x1b[" not in text
+    path = json_lines(tmp_path / "events.jsonl", lessons_watched(5))
+    _, progress = on_a_terminal(path)
+    assert progress.startswith("\r")
+    assert progress.count("\n") == 1  # one line, redrawn, left in place
+    size = path.stat().st_size / 1024
+    assert last_drawn(progress).startswith(f"100%|##########| {size:.2f}k/{size:.2f}k [")
+    assert "\x1b[" not in progress  # not coloured as an error
+
+
+def test_progress_of_a_json_array_counts_its_entries(tmp_path):
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps(lessons_watched(5)), "utf-8")
+    _, progress = on_a_terminal(path)
+    assert last_drawn(progress).startswith("100%|##########| 5/5 [")
+    assert last_drawn(progress).endswith(" entries/s]")
+
+
+def test_a_refused_file_draws_no_progress(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_bytes(b'{\n  "id": "x"\n}\n')
+    out, progress = on_a_terminal(path)
+    assert out.startswith(f"CommandError: {path} is not JSON lines")
+    assert progress == ""
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(tmp_path):
+    payloads = lessons_watched(30)
+    stderr = io.StringIO()
+    out = run(json_lines(tmp_path / "events.jsonl", payloads), stderr=stderr)
+    assert "  processed: 30\n" in out
+    assert stderr.getvalue() == ""
 
 
 def test_no_progress_at_verbosity_0(tmp_path):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    path = json_lines(tmp_path / "events.jsonl", [build_payload(LESSON_WATCHED)])
-    call_command("eduzz_import", str(path), verbosity=0, stdout=stdout, stderr=stderr)
-    assert stderr.getvalue() == ""
-    assert stdout.getvalue().startswith(f"Imported {path}: 1 entry.\n  processed: 1\n")
+    path = json_lines(tmp_path / "events.jsonl", lessons_watched(1))
+    out, progress = on_a_terminal(path, verbosity=0)
+    assert progress == ""
+    assert out.startswith(f"Imported {path}: 1 entry.\n  processed: 1\n")
     assert WebhookEvent.objects.count() == 1
 
 
