@@ -326,16 +326,18 @@ class PrunedPayload(Func):
     The database rewrites the payloads itself, so pruning never loads them.
     """
 
-    # SQLite: JSON_EXTRACT keeps the values' JSON types (objects stay objects).
+    # SQLite, MariaDB and MySQL: JSON_EXTRACT keeps the values' JSON types (objects stay
+    # objects). The JSON true differs: SQLite has JSON(); on the others TRUE alone is the
+    # number 1 (MySQL), and JSON_EXTRACT of the literal is the JSON true on both.
     template = (
         "JSON_OBJECT('id', JSON_EXTRACT(%(expressions)s, '$.id'), "
         "'event', JSON_EXTRACT(%(expressions)s, '$.event'), "
         "'sentDate', JSON_EXTRACT(%(expressions)s, '$.sentDate'), "
-        f"'{PRUNED_MARKER}', JSON('true'))"
+        f"'{PRUNED_MARKER}', %(true)s)"
     )
 
     def __init__(self) -> None:
-        super().__init__(F("payload"), output_field=JSONField())
+        super().__init__(F("payload"), output_field=JSONField(), true="JSON('true')")
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
@@ -347,6 +349,12 @@ class PrunedPayload(Func):
             f"'{PRUNED_MARKER}', TRUE)"
         )
         return super().as_sql(compiler, connection, template=template, **extra_context)
+
+    def as_mysql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, Sequence[Any]]:
+        true = "JSON_EXTRACT('true', '$')"
+        return super().as_sql(compiler, connection, true=true, **extra_context)
 
 
 def prunable(cutoff: dt.datetime) -> QuerySet[WebhookEvent]:
