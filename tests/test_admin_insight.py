@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from eduzz_webhooks import admin as eduzz_admin
 from eduzz_webhooks import signals
-from eduzz_webhooks.models import WebhookEvent
+from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.samples import sample_payload
 from eduzz_webhooks.testing import (
     CourseFactory,
@@ -66,7 +66,8 @@ def local(*args):
 
 
 def filedownload_queries(queries):
-    return [q["sql"] for q in queries if '"eduzz_webhooks_filedownload"' in q["sql"]]
+    table = connection.ops.quote_name(FileDownload._meta.db_table)  # "..." or `...` (MariaDB)
+    return [q["sql"] for q in queries if table in q["sql"]]
 
 
 def csv_rows(response):

@@ -353,10 +353,10 @@ def test_unusable_data_is_stored_failed_and_fires_nothing(deliver, signal_log):
 def test_database_unavailable_is_503_json(client):
     original = dict(connection.settings_dict)
     connection.close()
-    if connection.vendor == "postgresql":
-        connection.settings_dict["PORT"] = "1"
-    else:
+    if connection.vendor == "sqlite":
         connection.settings_dict["NAME"] = "/nonexistent-dir/eduzz.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
     try:
         response = post_event(client, sample_payload("nutror.file_downloaded"))
     finally:
