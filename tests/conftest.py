@@ -31,14 +31,12 @@ def deliver(eduzz_post: Callable[..., Any]) -> Callable[..., Any]:
     return eduzz_post
 
 
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    if is_postgres():
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (EDUZZ_TEST_DATABASE_URL)")
+    vendor = connection.vendor
+    postgres = pytest.mark.skip(reason="needs PostgreSQL (EDUZZ_TEST_DATABASE_URL)")
+    server = pytest.mark.skip(reason="needs PostgreSQL or MariaDB (EDUZZ_TEST_DATABASE_URL)")
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        if "postgres" in item.keywords and vendor != "postgresql":
+            item.add_marker(postgres)
+        elif "concurrency" in item.keywords and vendor == "sqlite":
+            item.add_marker(server)

@@ -119,7 +119,7 @@ def test_records_failure_keeps_the_event_as_failed(signal_log):
     assert signal_log.calls == []
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_deliveries_of_one_event_store_and_announce_once(client, signal_log):
     payload = sample_payload("nutror.file_downloaded")
@@ -142,7 +142,7 @@ def test_concurrent_deliveries_of_one_event_store_and_announce_once(client, sign
     assert len(signal_log.of(signals.event_received)) == 1
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_events_sharing_learner_and_course_do_not_conflict(signal_log):
     payloads = [sample_payload("nutror.file_downloaded") for _ in range(30)]
@@ -179,7 +179,7 @@ def test_a_received_event_in_progress_is_not_taken_over(signal_log):
     assert signal_log.calls == []
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_pending_replays_process_each_event_once(signal_log):
     events = [store_failed(sample_payload("nutror.file_downloaded")) for _ in range(20)]
