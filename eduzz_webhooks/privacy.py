@@ -224,13 +224,17 @@ def _scrub_events(erasures: dict[str, _Erasure]) -> None:
     match = Q()
     for name in keys:
         match |= Q(**{f"{name}__in": emails})
+    # Lowercased here rather than icontains, which MariaDB and MySQL leave to the column's
+    # collation: a case-sensitive one (as recommended there) would miss "Ana@X.com".
     text, error = Q(), Q()
     for email in emails:
-        text |= Q(privacy_text__icontains=email)
-        error |= Q(error__icontains=email)
+        text |= Q(privacy_text__contains=email)
+        error |= Q(privacy_error__contains=email)
     match |= (~Q(event_type__in=SAMPLE_EVENTS) & text) | (~Q(error="") & error)
     pks = list(
-        WebhookEvent.objects.alias(privacy_text=Cast("payload", TextField()), **keys)
+        WebhookEvent.objects.alias(
+            privacy_text=Lower(Cast("payload", TextField())), privacy_error=Lower("error"), **keys
+        )
         .filter(match)
         .order_by("pk")
         .values_list("pk", flat=True)

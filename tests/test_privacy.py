@@ -260,6 +260,30 @@ def test_erase_matches_the_address_only_as_a_whole(deliver):
     assert stored(payload).payload["data"]["learner"] == {"email": OTHER_EMAIL, "name": OTHER_NAME}
 
 
+def test_erase_finds_the_address_in_another_letter_case_by_text_search(deliver):
+    # Only the text searches look here: an undocumented type's payload, and the error of
+    # an event whose payload names somebody else. They must not depend on the column's
+    # collation (MariaDB's recommended one is case-sensitive).
+    payload = deliver(
+        {
+            "id": "reply-2",
+            "event": "nutror.comment_replied",
+            "sentDate": "2024-03-01T10:00:00.000Z",
+            "data": {"text": f"Fale com {EMAIL.upper()}"},
+        }
+    )
+    failed = WebhookEventFactory(
+        status=WebhookEvent.Status.FAILED, error=f"CRM refused {EMAIL.title()}"
+    )
+
+    report = erase_learner(EMAIL)
+
+    assert report.payloads == 2
+    assert stored(payload).payload["data"]["text"] == f"Fale com {report.anonymous_email}"
+    failed.refresh_from_db()
+    assert failed.error == f"CRM refused {report.anonymous_email}"
+
+
 def test_erase_a_producer_who_is_also_a_learner(deliver, django_capture_on_commit_callbacks):
     payload = deliver(
         sample_payload(
