@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.db import connection
@@ -119,6 +120,24 @@ def test_signed_body_that_is_not_an_envelope_is_400(client, body, detail):
     assert response.status_code == 400
     assert response.json() == {"detail": detail}
     assert nothing_stored()
+
+
+def nested(levels: int, opener: str) -> bytes:
+    """An envelope whose JSON depth is ``levels``: itself, containers, the innermost value."""
+    closer = "]" if opener == "[" else "}"
+    inner = opener * (levels - 2) + "1" + closer * (levels - 2)
+    return f'{{"id":"deep-{levels}","event":"x.nested","data":{inner}}}'.encode()
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_json_32_levels_deep_is_stored_and_deeper_is_400(client, opener):
+    # 32, as JSON_DEPTH counts: the most MariaDB's JSON check accepts.
+    assert post_event(client, nested(32, opener)).status_code == 200
+    assert WebhookEvent.objects.get().payload == json.loads(nested(32, opener))
+    response = post_event(client, nested(33, opener))
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The JSON is nested too deeply."}
+    assert WebhookEvent.objects.count() == 1
 
 
 def test_only_post_is_allowed(client):
