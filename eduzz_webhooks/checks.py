@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
 
 from .conf import DEFAULTS, conf
+from .models import WebhookEvent
 
 MIN_SECRET_LENGTH = 16
 
@@ -26,6 +29,9 @@ VALIDATED = [
     ("PAYLOAD_RETENTION_DAYS", "E008", "See the settings reference."),
     ("ATTEMPT_TIMEOUT", "E008", "See the settings reference."),
 ]
+
+# The databases the app is tested on, by Django's vendor name (MariaDB's is "mysql").
+SUPPORTED_DATABASES = {"postgresql": "PostgreSQL", "mysql": "MariaDB, MySQL", "sqlite": "SQLite"}
 
 
 @register(Tags.security)
@@ -111,6 +117,44 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
                 hint="Use a backend with workers (django-tasks-db, RQ, Celery), or turn "
                 "PROCESS_IN_BACKGROUND off.",
                 id="eduzz_webhooks.W004",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_database(
+    app_configs: Any = None, databases: Collection[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """The database the app's events are written to is one it supports (E009).
+
+    Inspected only when the caller names it among ``databases``, as Django's own database
+    checks do (``manage.py check`` names them all). Versions are left to Django, which
+    refuses to connect to a server older than it supports.
+    """
+    alias = router.db_for_write(WebhookEvent)
+    if not databases or alias not in databases:
+        return []
+    connection = connections[alias]
+    supported = ", ".join(SUPPORTED_DATABASES.values())
+    if connection.vendor not in SUPPORTED_DATABASES:
+        return [
+            Error(
+                f"eduzz_webhooks writes to the database {alias!r}, whose vendor "
+                f"{connection.vendor!r} it does not support.",
+                hint=f"Use one of {supported} for the app's models (DATABASES, or "
+                "DATABASE_ROUTERS to give them a database of their own).",
+                id="eduzz_webhooks.E009",
+            )
+        ]
+    if not connection.features.supports_json_field:
+        return [
+            Error(
+                f"eduzz_webhooks writes to the database {alias!r} ({connection.vendor}), "
+                "which lacks the JSON support that stored events need.",
+                hint=f"Use one of {supported} with JSON support; SQLite needs its JSON1 "
+                "extension (built in since SQLite 3.38).",
+                id="eduzz_webhooks.E009",
             )
         ]
     return []

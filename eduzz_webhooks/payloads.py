@@ -25,7 +25,9 @@ from .exceptions import InvalidEnvelope, InvalidEventData
 
 # Eduzz payloads nest three levels; anything far deeper is not an Eduzz event
 # and would only cost recursion further down (JSON encoding, the database).
-MAX_DEPTH = 32
+# The deepest value sits at this depth below the envelope: 32 levels as JSON
+# depth counts them, the most MariaDB's JSON check accepts.
+MAX_DEPTH = 31
 
 # NUL, and surrogates (only lone ones survive JSON decoding into str).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

@@ -224,13 +224,17 @@ def _scrub_events(erasures: dict[str, _Erasure]) -> None:
     match = Q()
     for name in keys:
         match |= Q(**{f"{name}__in": emails})
+    # Lowercased here rather than icontains, which MariaDB and MySQL leave to the column's
+    # collation: a case-sensitive one (as recommended there) would miss "Ana@X.com".
     text, error = Q(), Q()
     for email in emails:
-        text |= Q(privacy_text__icontains=email)
-        error |= Q(error__icontains=email)
+        text |= Q(privacy_text__contains=email)
+        error |= Q(privacy_error__contains=email)
     match |= (~Q(event_type__in=SAMPLE_EVENTS) & text) | (~Q(error="") & error)
     pks = list(
-        WebhookEvent.objects.alias(privacy_text=Cast("payload", TextField()), **keys)
+        WebhookEvent.objects.alias(
+            privacy_text=Lower(Cast("payload", TextField())), privacy_error=Lower("error"), **keys
+        )
         .filter(match)
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -326,16 +330,18 @@ class PrunedPayload(Func):
     The database rewrites the payloads itself, so pruning never loads them.
     """
 
-    # SQLite: JSON_EXTRACT keeps the values' JSON types (objects stay objects).
+    # SQLite, MariaDB and MySQL: JSON_EXTRACT keeps the values' JSON types (objects stay
+    # objects). The JSON true differs: SQLite has JSON(); on the others TRUE alone is the
+    # number 1 (MySQL), and JSON_EXTRACT of the literal is the JSON true on both.
     template = (
         "JSON_OBJECT('id', JSON_EXTRACT(%(expressions)s, '$.id'), "
         "'event', JSON_EXTRACT(%(expressions)s, '$.event'), "
         "'sentDate', JSON_EXTRACT(%(expressions)s, '$.sentDate'), "
-        f"'{PRUNED_MARKER}', JSON('true'))"
+        f"'{PRUNED_MARKER}', %(true)s)"
     )
 
     def __init__(self) -> None:
-        super().__init__(F("payload"), output_field=JSONField())
+        super().__init__(F("payload"), output_field=JSONField(), true="JSON('true')")
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
@@ -347,6 +353,12 @@ class PrunedPayload(Func):
             f"'{PRUNED_MARKER}', TRUE)"
         )
         return super().as_sql(compiler, connection, template=template, **extra_context)
+
+    def as_mysql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, Sequence[Any]]:
+        true = "JSON_EXTRACT('true', '$')"
+        return super().as_sql(compiler, connection, true=true, **extra_context)
 
 
 def prunable(cutoff: dt.datetime) -> QuerySet[WebhookEvent]:

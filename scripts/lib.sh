@@ -48,7 +48,9 @@ venv_django52() {
   echo "$ROOT/.venvs/django52"
 }
 venv_django6() {
-  make_venv "$ROOT/.venvs/django6" "$(find_python 12 13)" -e ".[test,test-celery,dev,e2e]" "Django>=6.0,<7.0" >&2
+  # Its mysqlclient (the mysql extra, for the MariaDB leg) builds from source.
+  need_system_packages mariadb_config=libmariadb-dev pkg-config=pkg-config >&2
+  make_venv "$ROOT/.venvs/django6" "$(find_python 12 13)" -e ".[test,test-celery,dev,e2e,mysql]" "Django>=6.0,<7.0" >&2
   echo "$ROOT/.venvs/django6"
 }
 
@@ -97,4 +99,28 @@ start_postgres() {
   done
   echo "PostgreSQL does not answer on 127.0.0.1:5432." >&2
   return 1
+}
+
+# start_mariadb: make sure the local MariaDB answers (root without a password on 127.0.0.1:3306)
+# and knows the named time zones, which Django's date functions need there (CONVERT_TZ).
+start_mariadb() {
+  local sql=(mariadb --user=root --host=127.0.0.1 --port=3306 --batch --skip-column-names)
+  if ! mariadb-admin --user=root --host=127.0.0.1 --port=3306 --silent ping >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/mariadbd ]; then
+      mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+      start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    fi
+    for _ in $(seq 30); do
+      mariadb-admin --user=root --host=127.0.0.1 --port=3306 --silent ping >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  if ! "${sql[@]}" --execute "SELECT 1" >/dev/null 2>&1; then
+    echo "MariaDB does not answer on 127.0.0.1:3306 (user root, no password)." >&2
+    return 1
+  fi
+  if [ "$("${sql[@]}" --execute "SELECT COUNT(*) FROM mysql.time_zone_name")" = 0 ]; then
+    echo "Loading the time zones into MariaDB ..."
+    mariadb-tzinfo-to-sql /usr/share/zoneinfo 2>/dev/null | "${sql[@]}" mysql
+  fi
 }

@@ -52,9 +52,11 @@ def is_postgres() -> bool:
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    if is_postgres():
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (EDUZZ_TEST_DATABASE_URL)")
+    vendor = connection.vendor
+    postgres = pytest.mark.skip(reason="needs PostgreSQL (EDUZZ_TEST_DATABASE_URL)")
+    server = pytest.mark.skip(reason="needs PostgreSQL or MariaDB (EDUZZ_TEST_DATABASE_URL)")
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        if "postgres" in item.keywords and vendor != "postgresql":
+            item.add_marker(postgres)
+        elif "concurrency" in item.keywords and vendor == "sqlite":
+            item.add_marker(server)

@@ -1,6 +1,7 @@
 """Settings for the test suite. ``EDUZZ_TEST_DATABASE_URL`` picks the database.
 
 Unset: SQLite. ``postgres://postgres@127.0.0.1:5432/eduzz`` (say): PostgreSQL.
+``mysql://root@127.0.0.1:3306/eduzz``: MariaDB (or MySQL).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that transactional tests see one database from threads.
     DATABASES["default"]["NAME"] = os.environ.get("EDUZZ_TEST_SQLITE", "eduzz-tests.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    DATABASES["default"]["OPTIONS"] = {
+        "charset": "utf8mb4",  # the whole of Unicode; MariaDB's "utf8" stops at 3 bytes
+        "isolation_level": "read committed",  # Django's default, which get_or_create needs
+    }
+    # Compare text byte for byte, as PostgreSQL and SQLite do: with MariaDB's default
+    # (case- and accent-insensitive, trailing spaces ignored) event ids "abc" and "ABC"
+    # would be one event. What docs/installation.rst recommends for production.
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_nopad_bin"}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

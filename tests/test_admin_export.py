@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from eduzz_webhooks.admin import export
+from eduzz_webhooks.models import FileDownload
 from eduzz_webhooks.testing import (
     CourseFactory,
     FileDownloadFactory,
@@ -36,7 +37,8 @@ def csv_rows(response):
 
 
 def filedownload_queries(queries):
-    return [q["sql"] for q in queries if '"eduzz_webhooks_filedownload"' in q["sql"]]
+    table = connection.ops.quote_name(FileDownload._meta.db_table)  # "..." or `...` (MariaDB)
+    return [q["sql"] for q in queries if table in q["sql"]]
 
 
 @override_settings(TIME_ZONE="America/Sao_Paulo")

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from eduzz_webhooks.models import FileDownload
 from eduzz_webhooks.testing import CourseFactory, FileDownloadFactory, LessonFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,8 @@ def local(*args):
 
 
 def filedownload_queries(queries):
-    return [q["sql"] for q in queries if '"eduzz_webhooks_filedownload"' in q["sql"]]
+    table = connection.ops.quote_name(FileDownload._meta.db_table)  # "..." or `...` (MariaDB)
+    return [q["sql"] for q in queries if table in q["sql"]]
 
 
 @pytest.fixture

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import django
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connection
 
-from eduzz_webhooks.checks import check_deploy, check_settings
+from eduzz_webhooks import checks
+from eduzz_webhooks.checks import check_database, check_deploy, check_settings
+from eduzz_webhooks.models import WebhookEvent
 
 
 def ids(messages):
@@ -149,3 +153,64 @@ def test_e008_attempt_timeout_must_be_seconds(settings, value):
     (error,) = check_settings()
     assert error.id == "eduzz_webhooks.E008"
     assert "'ATTEMPT_TIMEOUT'" in error.msg
+
+
+# -- E009: the database the app writes to --------------------------------------------------
+
+
+def database(vendor, json=True):
+    """A connection as check_database sees it."""
+    return SimpleNamespace(vendor=vendor, features=SimpleNamespace(supports_json_field=json))
+
+
+class EventsElsewhere:
+    """Writes the app's events to the ``events`` database."""
+
+    def db_for_write(self, model, **hints):
+        return "events" if model is WebhookEvent else None
+
+
+@pytest.mark.django_db
+def test_the_test_database_is_supported():
+    assert check_database(databases=["default"]) == []
+
+
+def test_e009_unsupported_database(monkeypatch):
+    monkeypatch.setattr(checks, "connections", {"default": database("oracle")})
+    (error,) = check_database(databases=["default"])
+    assert error.id == "eduzz_webhooks.E009"
+    assert "'default'" in error.msg
+    assert "'oracle'" in error.msg
+    assert all(name in error.hint for name in ("PostgreSQL", "MariaDB", "MySQL", "SQLite"))
+
+
+def test_e009_database_without_json(monkeypatch):
+    monkeypatch.setattr(checks, "connections", {"default": database("sqlite", json=False)})
+    (error,) = check_database(databases=["default"])
+    assert error.id == "eduzz_webhooks.E009"
+    assert "'default' (sqlite)" in error.msg
+    assert "JSON" in error.msg
+
+
+def test_e009_inspects_only_the_databases_asked_for(monkeypatch):
+    monkeypatch.setattr(checks, "connections", {"default": database("oracle")})
+    assert check_database() == []
+    assert check_database(databases=[]) == []
+    assert check_database(databases=["other"]) == []
+
+
+def test_e009_checks_the_database_the_router_writes_events_to(settings, monkeypatch):
+    settings.DATABASE_ROUTERS = [EventsElsewhere()]
+    monkeypatch.setattr(
+        checks, "connections", {"default": database("sqlite"), "events": database("oracle")}
+    )
+    assert check_database(databases=["default"]) == []
+    (error,) = check_database(databases=["default", "events"])
+    assert "'events'" in error.msg
+
+
+@pytest.mark.django_db
+def test_e009_shows_in_manage_py_check(monkeypatch):
+    monkeypatch.setattr(connection, "vendor", "oracle")
+    with pytest.raises(SystemCheckError, match=r"eduzz_webhooks\.E009"):
+        call_command("check")

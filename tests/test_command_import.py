@@ -21,6 +21,7 @@ from eduzz_webhooks.testing import (
     build_payload,
     immediate_on_commit,
 )
+from tests.servers import kill_own_connection
 
 # Outside the test's transaction, as the command runs in production: its
 # signals follow each event's commit.
@@ -252,7 +253,7 @@ def test_missing_or_unreadable_files_and_bad_options(tmp_path):
         call_command("eduzz_import", str(path), "--batch-size", "0")
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, events, connect):
     port = connection.settings_dict["PORT"]
 
@@ -261,7 +262,7 @@ def test_a_lost_database_stops_the_import_and_says_how_to_finish(tmp_path, event
             # The server goes away: the connection dies and reconnecting fails too.
             connection.settings_dict["PORT"] = "1"
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                kill_own_connection(cursor)
 
     connect(signals.event_received, lose_the_database)
     path = json_lines(tmp_path / "events.jsonl", events)

@@ -34,6 +34,7 @@ from django.test import Client
 from eduzz_webhooks import signals
 from eduzz_webhooks.models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
 from eduzz_webhooks.testing import SignalCapture, post_event, sample_payload
+from tests.servers import kill_other_connections, kill_own_connection
 
 Payload = dict[str, Any]
 Connect = Callable[[Signal, Callable[..., Any]], None]
@@ -43,11 +44,6 @@ PROCESSED = WebhookEvent.Status.PROCESSED
 RECEIVED = WebhookEvent.Status.RECEIVED
 FAILED = WebhookEvent.Status.FAILED
 UNAVAILABLE_DETAIL = "The database is unavailable; please retry later."
-# Every server process connected to the test database, except the one asking.
-KILL_CONNECTIONS = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
 WAIT = 30.0  # seconds: generous bound for anything that should take well under one
 
 
@@ -153,7 +149,7 @@ def replay(*args: str) -> str:
 # -- 1. a receiver that raises during a burst --------------------------------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_raising_receiver_during_a_burst_fails_only_its_events_until_replayed(
     signal_log: SignalCapture, connect: Connect
@@ -276,7 +272,7 @@ def test_blocked_receiver_holds_up_neither_other_events_nor_its_redelivery(
 # -- 3. the database going away ----------------------------------------------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_connections_killed_during_a_burst_lose_no_event_and_half_write_nothing(
     signal_log: SignalCapture,
@@ -295,8 +291,7 @@ def test_connections_killed_during_a_burst_lose_no_event_and_half_write_nothing(
         try:
             with connection.cursor() as cursor:
                 while not stop.is_set():
-                    cursor.execute(KILL_CONNECTIONS)
-                    killed.append(len(cursor.fetchall()))
+                    killed.append(kill_other_connections(cursor))
                     time.sleep(pace.uniform(0.02, 0.08))
         finally:
             connection.close()
@@ -424,7 +419,7 @@ def test_worker_killed_while_its_receiver_runs_leaves_the_event_to_replay(
 # -- 5. concurrent events sharing rows ---------------------------------------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_events_sharing_entities_neither_deadlock_nor_conflict(
     signal_log: SignalCapture,
@@ -450,14 +445,14 @@ def test_concurrent_events_sharing_entities_neither_deadlock_nor_conflict(
     assert signal_counts(signal_log, signals.event_received) == expected
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_status_update_survives_a_connection_lost_after_the_signals(client, connect):
     """A connection that dies after the signals gets one retry, so the event ends processed."""
 
     def lose_connection(sender, **kwargs):
         with connection.cursor() as cursor, contextlib.suppress(Exception):
-            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            kill_own_connection(cursor)
 
     connect(signals.event_received, lose_connection)
     response = post_event(client, sample_payload("nutror.file_downloaded"))

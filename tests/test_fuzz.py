@@ -187,7 +187,7 @@ def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
         return None, None, None
     if not isinstance(sent, dict):
         return sent, None, None
-    too_deep = depth(sent) > 32
+    too_deep = depth(sent) > MAX_DEPTH
     if not too_deep:
         sent = replace_unstorable(sent)
 
@@ -203,14 +203,15 @@ def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
 
 
 def depth(value: Any) -> int:
-    """How deeply ``value`` nests (iteratively: a generated body may nest thousands deep)."""
+    """How many containers enclose ``value``'s deepest node (iteratively: a generated
+    body may nest thousands deep)."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         node, level = stack.pop()
+        deepest = max(deepest, level)
         if isinstance(node, (dict, list)):
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, level + 1) for child in children)
-            deepest = max(deepest, level + 1)
     return deepest
 
 

@@ -32,7 +32,7 @@ def test_ensure_compares_foreign_keys_without_loading_them(django_assert_num_que
         Course.objects.ensure({"hash": "h"}, {"title": "T", "producer_id": producer.pk})
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 def test_deliveries_sharing_rows_do_not_wait_for_each_others_locks():
     # A launch: every download names the same producer, course and lesson. One
     # delivery's transaction is held open (say, a host calling processing from its

@@ -21,7 +21,7 @@ from eduzz_webhooks.conf import conf
 from eduzz_webhooks.models import FileDownload, Learner, Producer, WebhookEvent
 from eduzz_webhooks.privacy import erase_learner
 from eduzz_webhooks.samples import sample_payload
-from eduzz_webhooks.testing import post_event
+from eduzz_webhooks.testing import WebhookEventFactory, post_event
 from tests.personal_data import (
     EMAIL,
     NAME,
@@ -178,6 +178,30 @@ def test_erase_matches_the_address_only_as_a_whole(delivered):
         f"Fale com joana.{EMAIL}, {EMAIL}.br ou {report.anonymous_email}."
     )
     assert stored(payload).payload["data"]["learner"] == {"email": OTHER_EMAIL, "name": OTHER_NAME}
+
+
+def test_erase_finds_the_address_in_another_letter_case_by_text_search(delivered):
+    # Only the text searches look here: an undocumented type's payload, and the error of
+    # an event whose payload names somebody else. They must not depend on the column's
+    # collation (MariaDB's recommended one is case-sensitive).
+    payload = delivered(
+        {
+            "id": "reply-2",
+            "event": "nutror.comment_replied",
+            "sentDate": "2024-03-01T10:00:00.000Z",
+            "data": {"text": f"Fale com {EMAIL.upper()}"},
+        }
+    )
+    failed = WebhookEventFactory(
+        status=WebhookEvent.Status.FAILED, error=f"CRM refused {EMAIL.title()}"
+    )
+
+    report = erase_learner(EMAIL)
+
+    assert report.payloads == 2
+    assert stored(payload).payload["data"]["text"] == f"Fale com {report.anonymous_email}"
+    failed.refresh_from_db()
+    assert failed.error == f"CRM refused {report.anonymous_email}"
 
 
 def test_erase_a_producer_who_is_also_a_learner(delivered, django_capture_on_commit_callbacks):

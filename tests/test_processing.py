@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from eduzz_webhooks import processing, signals
-from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
+from eduzz_webhooks.models import FileDownload, Learner, Lesson, WebhookEvent
 from eduzz_webhooks.payloads import parse_envelope
 from eduzz_webhooks.testing import encode, post_event, sample_payload
 
@@ -58,7 +58,7 @@ def test_records_failure_keeps_the_event_as_failed(signal_log):
     assert signal_log.calls == []
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_deliveries_of_one_event_store_and_announce_once(client, signal_log):
     payload = sample_payload("nutror.file_downloaded")
@@ -81,7 +81,7 @@ def test_concurrent_deliveries_of_one_event_store_and_announce_once(client, sign
     assert len(signal_log.of(signals.event_received)) == 1
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_events_sharing_learner_and_course_do_not_conflict(signal_log):
     payloads = [sample_payload("nutror.file_downloaded") for _ in range(30)]
@@ -140,7 +140,7 @@ def test_a_redelivery_leaves_an_attempt_in_progress_alone(client, settings, sign
     assert signal_log.calls == []
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_of_concurrent_redeliveries_one_takes_over_an_abandoned_attempt(signal_log):
     payload = sample_payload("nutror.file_downloaded")
@@ -159,3 +159,38 @@ def test_of_concurrent_redeliveries_one_takes_over_an_abandoned_attempt(signal_l
     assert sorted(answers) == ["duplicate", "duplicate", "duplicate", "processed"]
     assert WebhookEvent.objects.get().attempts == 2
     assert len(signal_log.of(signals.event_received)) == 1
+
+
+# -- ids are compared byte for byte on every database -------------------------------------
+# Letter case and trailing spaces are part of an Eduzz id. MariaDB's default collation
+# ignores both (and accents); its test database, as docs/installation.rst recommends,
+# compares bytes.
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("other", ["EVT-1", "evt-1 ", "évt-1"])
+def test_event_ids_differing_in_case_spaces_or_accents_are_different_events(client, other):
+    for event_id in ("evt-1", other):
+        response = post_event(client, sample_payload("nutror.lesson_watched") | {"id": event_id})
+        assert response.json()["status"] == "processed"
+    assert sorted(WebhookEvent.objects.values_list("event_id", flat=True)) == sorted(
+        ["evt-1", other]
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_course_hashes_and_lesson_ids_differing_in_case_are_different_rows(client):
+    for course_hash, lesson_id in [
+        ("4bba1d18c0", "a1"),
+        ("4BBA1D18C0", "a1"),
+        ("4bba1d18c0", "A1"),
+    ]:
+        course = {"hash": course_hash, "title": "Curso"}
+        lesson = {"id": lesson_id, "title": "Aula"}
+        post_event(client, sample_payload("nutror.file_downloaded", course=course, lesson=lesson))
+    assert sorted(Lesson.objects.values_list("course__hash", "external_id")) == [
+        ("4BBA1D18C0", "a1"),
+        ("4bba1d18c0", "A1"),
+        ("4bba1d18c0", "a1"),
+    ]
+    assert FileDownload.objects.count() == 3

@@ -164,7 +164,7 @@ def test_redelivery_of_a_failed_event_queues_it_again(client):
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.RECEIVED
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrency
 def test_concurrent_tasks_of_one_event_process_it_once(client, signal_log):
     deliver(client, "e1")
     outcomes = []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 
 import pytest
 from django.db import connection
@@ -183,6 +184,24 @@ def test_an_unusable_body_still_needs_its_signature(client):
     response = client.post(URL, b"{not json", content_type="application/json")
     assert response.status_code == 401
     assert nothing_stored()
+
+
+def nested(levels: int, opener: str) -> bytes:
+    """An envelope whose JSON depth is ``levels``: itself, containers, the innermost value."""
+    closer = "]" if opener == "[" else "}"
+    inner = opener * (levels - 2) + "1" + closer * (levels - 2)
+    return f'{{"id":"deep-{levels}","event":"x.nested","data":{inner}}}'.encode()
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_json_32_levels_deep_is_stored_and_deeper_is_400(client, opener):
+    # 32, as JSON_DEPTH counts: the most MariaDB's JSON check accepts.
+    assert post_event(client, nested(32, opener)).status_code == 200
+    assert WebhookEvent.objects.get().payload == json.loads(nested(32, opener))
+    response = post_event(client, nested(33, opener))
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The JSON is nested too deeply."}
+    assert WebhookEvent.objects.count() == 1
 
 
 def test_only_post_is_allowed(client):
@@ -417,10 +436,10 @@ def test_unusable_data_is_stored_failed_and_fires_nothing(deliver, signal_log):
 def test_database_unavailable_is_503_json(client):
     original = dict(connection.settings_dict)
     connection.close()
-    if connection.vendor == "postgresql":
-        connection.settings_dict["PORT"] = "1"
-    else:
+    if connection.vendor == "sqlite":
         connection.settings_dict["NAME"] = "/nonexistent-dir/eduzz.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
     try:
         response = post_event(client, sample_payload("nutror.file_downloaded"))
     finally:
