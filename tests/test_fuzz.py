@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 
 from eduzz_webhooks.conf import conf
 from eduzz_webhooks.models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
+from eduzz_webhooks.payloads import MAX_DEPTH
 from eduzz_webhooks.samples import SAMPLE_EVENTS, encode, sample_payload
 from eduzz_webhooks.signature import sign
 
