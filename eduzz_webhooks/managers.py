@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db import models
+from django.db import OperationalError, models
+from django.db.transaction import TransactionManagementError
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -21,7 +22,13 @@ class EntityManager(models.Manager[_M]):
         deliveries that name the same course or producer, as every download
         of a launch does, never wait for each other's row locks.
         """
-        row, created = self.get_or_create(**key, defaults=values)
+        try:
+            row, created = self.get_or_create(**key, defaults=values)
+        except TransactionManagementError as exc:
+            # get_or_create's second read, after its insert and the rollback to its
+            # savepoint both failed: the server lost the transaction (a killed
+            # connection, seen on MariaDB). The database is unavailable, not the data bad.
+            raise OperationalError("The database lost the transaction.") from exc
         if not created:
             changed = {name: value for name, value in values.items() if getattr(row, name) != value}
             if changed:

@@ -193,11 +193,12 @@ def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
         sent = replace_unstorable(sent)
 
     def usable(value: Any) -> str | None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
         return value if isinstance(value, str) and value.strip() and len(value) <= 255 else None
 
-    event_id, event_type = usable(sent.get("id")), usable(sent.get("event"))
+    event_id, event_type = sent.get("id"), usable(sent.get("event"))
+    if isinstance(event_id, (int, float)) and not isinstance(event_id, bool):
+        event_id = str(event_id)  # only the id: a number is kept as its text
+    event_id = usable(event_id)
     if too_deep:
         return sent, replace_unstorable(event_id), None
     return sent, event_id, event_type

@@ -194,14 +194,18 @@ def nested(levels: int, opener: str) -> bytes:
 
 
 @pytest.mark.parametrize("opener", ["[", '{"a":'])
-def test_json_32_levels_deep_is_stored_and_deeper_is_400(client, opener):
+def test_json_32_levels_deep_is_stored_and_deeper_is_kept_as_failed(client, opener):
     # 32, as JSON_DEPTH counts: the most MariaDB's JSON check accepts.
     assert post_event(client, nested(32, opener)).status_code == 200
     assert WebhookEvent.objects.get().payload == json.loads(nested(32, opener))
     response = post_event(client, nested(33, opener))
-    assert response.status_code == 400
-    assert response.json() == {"detail": "The JSON is nested too deeply."}
-    assert WebhookEvent.objects.count() == 1
+    assert response.status_code == 200
+    assert response.json() == {
+        "detail": "The JSON is nested too deeply.",
+        "id": "deep-33",
+        "status": "failed",
+    }
+    assert WebhookEvent.objects.get(event_id="deep-33").payload == nested(33, opener).decode()
 
 
 def test_only_post_is_allowed(client):
