@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from eduzz_webhooks.testing import FileDownloadFactory
+from eduzz_webhooks.testing import CourseFactory, FileDownloadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +75,9 @@ def test_an_unknown_course_is_refused_clearly(viewer, course):
     response = viewer.get(reverse(INSIGHT), {"course": course})
     assert "Select a valid choice." in response.content.decode()
     assert "days" not in response.context
+
+
+def test_course_names_are_escaped_in_the_select(viewer):
+    course = CourseFactory(title="<b>Álgebra & co</b>")
+    content = viewer.get(reverse(INSIGHT)).content.decode()
+    assert f'<option value="{course.pk}">&lt;b&gt;Álgebra &amp; co&lt;/b&gt;</option>' in content
