@@ -8,7 +8,7 @@ from typing import Any
 
 import django
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, QuerySet, Window
+from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -36,21 +36,17 @@ class TopRow:
 
 def most_downloaded(
     downloads: QuerySet[FileDownload], field: str, rows: QuerySet[Any]
-) -> tuple[list[tuple[Any, int]], int]:
-    """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson, learner), with counts.
+) -> list[tuple[Any, int]]:
+    """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson, learner) and their counts.
 
-    Also how many distinct ``field`` rows have downloads at all (a window over
-    the groups, in the same query). Two queries: the counts, grouped on the
-    foreign key alone, then only those few ``rows``.
+    Two queries: the counts, grouped on the foreign key alone, then only those
+    few ``rows``.
     """
     counts = list(
-        downloads.values_list(field)
-        .annotate(n=Count("pk"), groups=Window(Count(field)))
-        .order_by("-n", field)[:TOP_ROWS]
+        downloads.values_list(field).annotate(n=Count("*")).order_by("-n", field)[:TOP_ROWS]
     )
-    found = rows.in_bulk([pk for pk, _n, _groups in counts])
-    top = [(found[pk], n) for pk, n, _groups in counts if pk in found]
-    return top, counts[0][2] if counts else 0
+    found = rows.in_bulk([pk for pk, _n in counts])
+    return [(found[pk], n) for pk, n in counts if pk in found]
 
 
 def period_params(since: dt.datetime, until: dt.datetime) -> dict[str, str]:
@@ -127,7 +123,7 @@ def summary(
         row["day"]: (row["downloads"], row["learners"])
         for row in in_range.annotate(day=TruncDate("downloaded_at", tzinfo=since.tzinfo))
         .values("day")
-        .annotate(downloads=Count("pk"), learners=Count("learner", distinct=True))
+        .annotate(downloads=Count("*"), learners=Count("learner", distinct=True))
     }
     # Every link keeps the course, so each count opens exactly the downloads it counts.
     scope = {"course__id__exact": course.pk} if course is not None else {}
@@ -156,9 +152,7 @@ def summary(
 
     top_courses: list[TopRow] = []
     if course is None:
-        courses, _count = most_downloaded(
-            in_range, "course", Course.objects.select_related("producer")
-        )
+        courses = most_downloaded(in_range, "course", Course.objects.select_related("producer"))
         top_courses = [
             TopRow(
                 label=str(row),
@@ -169,7 +163,7 @@ def summary(
             )
             for row, n in courses
         ]
-    lessons, _count = most_downloaded(in_range, "lesson", Lesson.objects.select_related("course"))
+    lessons = most_downloaded(in_range, "lesson", Lesson.objects.select_related("course"))
     top_lessons = [
         TopRow(
             label=str(row),
@@ -180,7 +174,7 @@ def summary(
         )
         for row, n in lessons
     ]
-    learners, learner_count = most_downloaded(in_range, "learner", Learner.objects.all())
+    learners = most_downloaded(in_range, "learner", Learner.objects.all())
     # A learner's page is their whole download history; only linked for those who may open it.
     pages = can_view(model_admin.admin_site, request, Learner)
     top_learners = [
@@ -202,7 +196,6 @@ def summary(
         "chart": drawn,
         "zone": timezone.get_current_timezone_name(),
         "total": total,
-        "learners": learner_count,
         "peak": peak,
         "peak_day": min((day for day, (n, _l) in per_day.items() if n == peak), default=None),
         "top_courses": top_courses,
