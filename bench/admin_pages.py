@@ -8,7 +8,10 @@ test ``Client``, logged in as a superuser, several times per scenario and
 prints the median and fastest time, the median time spent in the database and
 the number of queries. ``--explain`` also prints the plan of each query slower
 than 20 ms. The machine's load average is printed too: on a busy machine every
-time grows with it.
+time grows with it. So the median CPU time is printed as well, this process's
+plus its PostgreSQL backend's (read from /proc, when the server is local): what
+a request costs on an idle core, whatever the load (parallel workers' CPU is
+not counted; ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` runs none).
 
     python -m bench.admin_pages [--runs 7] [--rows 1000000] [--reseed] [--explain]
 """
@@ -86,6 +89,16 @@ def prepare(url: str, rows: int, reseed: bool) -> None:
     print(f"seeded {rows:,} downloads in {time.monotonic() - started:.0f} s")
 
 
+def backend_cpu(pid: int) -> float:
+    """Seconds of CPU the PostgreSQL backend ``pid`` has used, or NaN if it isn't visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # utime and stime, the 14th and 15th fields, counted after the command's name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(runs: int, explain: bool) -> None:
     import django
 
@@ -102,22 +115,28 @@ def measure(runs: int, explain: bool) -> None:
     client = Client()
     client.force_login(user)
     url = reverse("admin:eduzz_webhooks_filedownload_insight")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
     print(f"load average: {' '.join(f'{n:.1f}' for n in os.getloadavg())}, {os.cpu_count()} CPUs")
-    print(f"{'scenario':<52} {'median':>9} {'fastest':>9} {'database':>9} {'queries':>8}")
+    columns = ("median", "fastest", "database", "CPU")
+    print(f"{'scenario':<52}", *(f"{c:>9}" for c in columns), f"{'queries':>8}")
     for label, params in SCENARIOS:
         client.get(url, params)  # warm the caches: the connection, templates, the table's pages
-        times, in_database = [], []
+        times, in_database, cpu = [], [], []
         for _ in range(runs):
             with CaptureQueriesContext(connection) as queries:
+                cpu_before = time.process_time() + backend_cpu(backend)
                 started = time.perf_counter()
                 response = client.get(url, params)
                 times.append(time.perf_counter() - started)
+                cpu.append(time.process_time() + backend_cpu(backend) - cpu_before)
             assert response.status_code == 200, response.status_code
             in_database.append(sum(float(q["time"]) for q in queries.captured_queries))
         print(
             f"{label:<52} {statistics.median(times) * 1000:>6.0f} ms "
             f"{min(times) * 1000:>6.0f} ms {statistics.median(in_database) * 1000:>6.0f} ms "
-            f"{len(queries):>8}"
+            f"{statistics.median(cpu) * 1000:>6.0f} ms {len(queries):>8}"
         )
         if explain:
             with connection.cursor() as cursor:
