@@ -1,4 +1,4 @@
-"""The downloads insight page: downloads per day as SVG bars, and the top courses and lessons."""
+"""The downloads insight page: downloads and learners per day; top courses, lessons, learners."""
 
 from __future__ import annotations
 
@@ -6,52 +6,44 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+import django
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Course, FileDownload, Lesson
-from .base import ReadOnlyAdmin
-from .forms import PeriodForm
+from ..models import Course, FileDownload, Learner, Lesson
+from . import chart
+from .base import ReadOnlyAdmin, can_view
+from .forms import PeriodForm, whole_days
 
 TOP_ROWS = 10
 
 
 @dataclass(frozen=True)
-class Bar:
-    """One day of the chart. Coordinates are strings: a template would localize "0,1"."""
-
-    day: dt.date
-    downloads: int
-    url: str
-    x: str
-    y: str
-    height: str
-
-
-@dataclass(frozen=True)
 class TopRow:
+    """A row of a top table: the label links to ``url`` (if any), the count to its downloads."""
+
     label: str
     context: str
     downloads: int
     url: str
+    downloads_url: str
 
 
 def most_downloaded(
     downloads: QuerySet[FileDownload], field: str, rows: QuerySet[Any]
 ) -> list[tuple[Any, int]]:
-    """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson) and their counts.
+    """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson, learner) and their counts.
 
     Two queries: the counts, grouped on the foreign key alone, then only those
     few ``rows``.
     """
     counts = list(
-        downloads.values_list(field)
-        .annotate(downloads=Count("pk"))
-        .order_by("-downloads", field)[:TOP_ROWS]
+        downloads.values_list(field).annotate(n=Count("*")).order_by("-n", field)[:TOP_ROWS]
     )
     found = rows.in_bulk([pk for pk, _n in counts])
     return [(found[pk], n) for pk, n in counts if pk in found]
@@ -72,84 +64,142 @@ def view(model_admin: ReadOnlyAdmin, request: HttpRequest) -> HttpResponse:
         "opts": model_admin.opts,
         "title": _("Downloads insight"),
         "form": form,
+        "breadcrumbs_list": django.VERSION >= (6, 0),
     }
     if form.is_valid():
         period = form.cleaned_data
-        context.update(summary(model_admin, request, **period))
+        downloads = model_admin.get_queryset(request).order_by()
+        if period["course"] is not None:
+            downloads = downloads.filter(course=period["course"])
+        if not period["chosen"]:
+            period = latest_with_data(downloads, period)
+        context.update(summary(model_admin, request, downloads, period))
         # Show the period actually used, defaults included.
-        context["form"] = PeriodForm(initial={"start": period["start"], "end": period["end"]})
+        context["form"] = PeriodForm(
+            initial={"start": period["start"], "end": period["end"], "course": period["course"]}
+        )
     return TemplateResponse(request, "admin/eduzz_webhooks/filedownload/insight.html", context)
+
+
+def latest_with_data(downloads: QuerySet[FileDownload], period: dict[str, Any]) -> dict[str, Any]:
+    """``period``, or when it has no downloads, as long a period up to the latest download.
+
+    The default period ends today: a site whose downloads all lie further back
+    (a first import, a quiet course) would open on an empty page. One query,
+    an index lookup.
+    """
+    latest = (
+        downloads.filter(downloaded_at__lt=period["until"])
+        .order_by("-downloaded_at")
+        .values_list("downloaded_at", flat=True)
+        .first()
+    )
+    if latest is None or latest >= period["since"]:
+        return period
+    end = timezone.localdate(latest)
+    try:
+        earlier = whole_days(end - (period["end"] - period["start"]), end)
+    except ValidationError:
+        return period
+    return {**period, **earlier, "moved": True}
 
 
 def summary(
     model_admin: ReadOnlyAdmin,
     request: HttpRequest,
-    start: dt.date,
-    end: dt.date,
-    since: dt.datetime,
-    until: dt.datetime,
+    downloads: QuerySet[FileDownload],
+    period: dict[str, Any],
 ) -> dict[str, Any]:
-    """Downloads per day and the top courses and lessons: five queries, three aggregates."""
-    period = (
-        model_admin.get_queryset(request)
-        .filter(downloaded_at__gte=since, downloaded_at__lt=until)
-        .order_by()
-    )
+    """The page's figures for a cleaned ``period`` of ``downloads``.
+
+    Seven queries: per day (downloads and distinct learners), then the top
+    courses, lessons and learners, two queries each; five when a ``course`` is
+    chosen, as its top courses would be itself.
+    """
+    start, end, since, until = period["start"], period["end"], period["since"], period["until"]
+    course: Course | None = period["course"]
+    in_range = downloads.filter(downloaded_at__gte=since, downloaded_at__lt=until)
     per_day = {
-        row["day"]: row["downloads"]
-        for row in period.annotate(day=TruncDate("downloaded_at", tzinfo=since.tzinfo))
+        row["day"]: (row["downloads"], row["learners"])
+        for row in in_range.annotate(day=TruncDate("downloaded_at", tzinfo=since.tzinfo))
         .values("day")
-        .annotate(downloads=Count("pk"))
+        .annotate(downloads=Count("*"), learners=Count("learner", distinct=True))
     }
-    days = (end - start).days + 1
-    peak = max(per_day.values(), default=0)
-    bars = []
-    for index in range(days):
-        day = start + dt.timedelta(days=index)
-        downloads = per_day.get(day, 0)
+    # Every link keeps the course, so each count opens exactly the downloads it counts.
+    scope = {"course__id__exact": course.pk} if course is not None else {}
+    in_period = {**scope, **period_params(since, until)}
+
+    def listed(**query: Any) -> str:
+        return model_admin.url("changelist", query={**in_period, **query})
+
+    figures = []
+    for index in range((end - start).days + 1):
         day_params = period_params(
             since + dt.timedelta(days=index), since + dt.timedelta(days=index + 1)
         )
-        bars.append(
-            Bar(
-                day=day,
-                downloads=downloads,
-                url=model_admin.url("changelist", query=day_params),
-                x=f"{index + 0.1:.1f}",
-                y=str(peak - downloads),
-                height=str(downloads),
+        downloads_that_day, learners = per_day.get(start + dt.timedelta(days=index), (0, 0))
+        figures.append(
+            (
+                start + dt.timedelta(days=index),
+                downloads_that_day,
+                learners,
+                model_admin.url("changelist", query={**scope, **day_params}),
             )
         )
-    in_period = period_params(since, until)
-    top_courses = [
-        TopRow(
-            label=str(course),
-            context=course.hash,
-            downloads=downloads,
-            url=model_admin.url("changelist", query={"course__id__exact": course.pk, **in_period}),
-        )
-        for course, downloads in most_downloaded(period, "course", Course.objects.all())
-    ]
+    drawn = chart.draw(figures)
+    total = sum(downloads for downloads, _learners in per_day.values())
+    peak = max((downloads for downloads, _learners in per_day.values()), default=0)
+
+    top_courses: list[TopRow] = []
+    if course is None:
+        courses = most_downloaded(in_range, "course", Course.objects.select_related("producer"))
+        top_courses = [
+            TopRow(
+                label=str(row),
+                context=str(row.producer or ""),
+                downloads=n,
+                url=listed(course__id__exact=row.pk),
+                downloads_url=listed(course__id__exact=row.pk),
+            )
+            for row, n in courses
+        ]
+    lessons = most_downloaded(in_range, "lesson", Lesson.objects.select_related("course"))
     top_lessons = [
         TopRow(
-            label=str(lesson),
-            context=str(lesson.course),
-            downloads=downloads,
-            url=model_admin.url("changelist", query={"lesson__id__exact": lesson.pk, **in_period}),
+            label=str(row),
+            context=str(row.course),
+            downloads=n,
+            url=listed(lesson__id__exact=row.pk),
+            downloads_url=listed(lesson__id__exact=row.pk),
         )
-        for lesson, downloads in most_downloaded(
-            period, "lesson", Lesson.objects.select_related("course")
+        for row, n in lessons
+    ]
+    learners = most_downloaded(in_range, "learner", Learner.objects.all())
+    # A learner's page is their whole download history; only linked for those who may open it.
+    pages = can_view(model_admin.admin_site, request, Learner)
+    top_learners = [
+        TopRow(
+            label=row.name or row.email,
+            context=row.email if row.name else "",
+            downloads=n,
+            url=model_admin.url("change", row.pk, model=Learner) if pages else "",
+            downloads_url=listed(learner__id__exact=row.pk),
         )
+        for row, n in learners
     ]
     return {
         "start": start,
         "end": end,
-        "bars": bars,
-        "view_box": f"0 0 {days} {peak}",
-        "total": sum(per_day.values()),
+        "course": course,
+        "moved": period.get("moved", False),
+        "days": drawn.days,
+        "chart": drawn,
+        "zone": timezone.get_current_timezone_name(),
+        "total": total,
         "peak": peak,
-        "peak_day": min((day for day, n in per_day.items() if n == peak), default=None),
+        "peak_day": min((day for day, (n, _l) in per_day.items() if n == peak), default=None),
         "top_courses": top_courses,
         "top_lessons": top_lessons,
-        "period_url": model_admin.url("changelist", query=in_period),
+        "top_learners": top_learners,
+        "period_url": listed(),
     }

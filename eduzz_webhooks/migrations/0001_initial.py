@@ -126,7 +126,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='filedownload',
-            index=models.Index(fields=['-downloaded_at'], name='eduzz_download_date_idx'),
+            index=models.Index(fields=['-downloaded_at', 'course', 'lesson', 'learner'], name='eduzz_download_date_idx'),
         ),
         migrations.AddIndex(
             model_name='filedownload',
