@@ -6,6 +6,7 @@ Used by ``eduzz_send_event`` and by the test helpers in ``eduzz_webhooks.testing
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import uuid
 from importlib import resources
@@ -49,3 +50,16 @@ def sample_payload(event_type: str, *, fresh_id: bool = True, **data: Any) -> di
 def encode(payload: Any) -> bytes:
     """Serialise a payload the way Eduzz does (compact UTF-8 JSON)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def stamp(payload: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
+    """Date ``payload`` at ``when``: its ``sentDate`` and its ``data.createdAt``, if it has one.
+
+    Written in UTC, as Eduzz writes them (``sentDate`` with milliseconds).
+    """
+    utc = when.astimezone(dt.timezone.utc)
+    payload["sentDate"] = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    data = payload.get("data")
+    if isinstance(data, dict) and "createdAt" in data:
+        data["createdAt"] = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return payload

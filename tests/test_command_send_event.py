@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.testing import SAMPLE_EVENTS, sample_payload
@@ -19,6 +20,19 @@ def test_send_event_posts_a_signed_sample_to_a_running_server(live_server, capsy
     assert "200 " in out
     assert '"status": "processed"' in out
     assert FileDownload.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sample_is_dated_now_unless_told_to_keep_its_dates(live_server):
+    url = f"{live_server.url}/eduzz/"
+    before = timezone.now().replace(microsecond=0)
+    call_command("eduzz_send_event", "nutror.file_downloaded", url=url)
+    download = FileDownload.objects.get()
+    assert before <= download.downloaded_at <= timezone.now()
+    assert before <= download.event.sent_at <= timezone.now()
+    call_command("eduzz_send_event", "nutror.file_downloaded", "--keep-dates", url=url)
+    documented = sample_payload("nutror.file_downloaded")["data"]["createdAt"]
+    assert FileDownload.objects.filter(downloaded_at__year=int(documented[:4])).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

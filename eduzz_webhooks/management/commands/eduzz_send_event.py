@@ -9,11 +9,12 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ...conf import conf
-from ...samples import SAMPLE_EVENTS, encode, sample_payload
+from ...samples import SAMPLE_EVENTS, encode, sample_payload, stamp
 from ...signature import sign
 from ..base import EduzzCommand
 
@@ -54,9 +55,19 @@ class Command(EduzzCommand):
             action="store_true",
             help=_("Send the id as it is (to test duplicates) instead of a fresh one."),
         )
+        parser.add_argument(
+            "--keep-dates",
+            action="store_true",
+            help=_(
+                "Send a sample with its documented dates instead of dating it now "
+                "(sentDate and createdAt)."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         payload = self._payload(options["event"], keep_id=options["keep_id"])
+        if options["event"] in SAMPLE_EVENTS and not options["keep_dates"]:
+            stamp(payload, timezone.now())  # so it shows in the admin's recent figures
         secret = options["secret"] or next(iter(conf.SECRETS), None)
         if not secret:
             raise CommandError(_("No key: set EDUZZ_WEBHOOKS['SECRETS'] or pass --secret."))
