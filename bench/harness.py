@@ -155,6 +155,8 @@ class ServerConfig:
     settings: str = "bench.settings"
     background: bool = False
     task_engine: str = "db"  # background mode's backend: see bench.settings
+    attempt_timeout: float | None = None  # the app's ATTEMPT_TIMEOUT, seconds (default 300)
+    receiver_pause: float = 0.0  # seconds the load test's last receiver waits
 
 
 class ServerError(RuntimeError):
@@ -209,6 +211,10 @@ class Server:
             "BENCH_TASK_ENGINE": self.config.task_engine,
             "PYTHONPATH": str(ROOT),
         }
+        env.pop("BENCH_ATTEMPT_TIMEOUT", None)
+        if self.config.attempt_timeout is not None:
+            env["BENCH_ATTEMPT_TIMEOUT"] = str(self.config.attempt_timeout)
+        env["BENCH_RECEIVER_PAUSE"] = str(self.config.receiver_pause)
         command = [
             sys.executable, "-m", "gunicorn", "bench.wsgi:application",
             "--bind", f"fd://{listener.fileno()}",
@@ -265,6 +271,23 @@ class Server:
             self._log = self.log_path.read_text(errors="replace")
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def worker_pids(self) -> list[int]:
+        """The pids of gunicorn's live workers that have loaded Django (Linux: read in /proc)."""
+        if self.process is None:
+            return []
+        ready = {path.name.removeprefix("ready-") for path in self.run_dir.glob("ready-*")}
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (name) state ppid ...": the name may hold spaces, so split after ")".
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            live = fields[0] != "Z" and stat.parent.name in ready
+            if live and int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
+
     def stats(self) -> Counter[str]:
         """Statement counts summed over every worker (see ``bench.counting``), once stopped."""
         return Counter(self._stats)
@@ -291,7 +314,11 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
 
 @dataclass
 class LoadResult:
-    """What ``fire`` measured; latencies in seconds, measured deliveries only."""
+    """What ``fire`` measured; latencies in seconds, measured deliveries only.
+
+    ``statuses`` counts each delivery's last answer (0: none); ``failed`` the
+    attempts that got no answer or a 5xx, retried ones included.
+    """
 
     sent: int
     elapsed: float
@@ -303,6 +330,7 @@ class LoadResult:
     timed_out: bool = False
     # With ``details``: (event id, start, end) of every measured request.
     timeline: list[tuple[str, float, float]] = field(default_factory=list)
+    failed: int = 0
 
     @property
     def per_second(self) -> float:
@@ -326,6 +354,8 @@ def fire(
     warmup: list[Delivery] | None = None,
     timeout: float = 600,
     details: bool = False,
+    retries: int = 0,
+    retry_pause: float = 0.1,
 ) -> LoadResult:
     """POST every delivery to ``path``, ``concurrency`` requests in flight at a time.
 
@@ -335,7 +365,9 @@ def fire(
     for the others, and the clock starts. Deliveries are dealt to processes
     round-robin, so neighbours in the list are sent at about the same time.
     With ``details``, the ``status`` field of each JSON answer is counted and
-    the timeline of the requests is kept.
+    the timeline of the requests is kept. A delivery that gets no answer or a
+    5xx is sent again, up to ``retries`` times, ``retry_pause`` seconds apart,
+    as Eduzz retries it (its latency then spans every attempt).
     """
     processes = max(1, min(processes, concurrency))
     warmup = warmup or []
@@ -349,7 +381,7 @@ def fire(
             target=_client,
             args=(
                 port, path, deliveries[i::processes], warmup[i::processes],
-                threads[i], barrier, results, deadline, details,
+                threads[i], barrier, results, deadline, details, retries, retry_pause,
             ),
             daemon=True,
         )
@@ -385,6 +417,7 @@ def fire(
         errors=list(itertools.chain.from_iterable(p["errors"] for p in parts))[:10],
         timed_out=any(p["timed_out"] for p in parts),
         timeline=list(itertools.chain.from_iterable(p["timeline"] for p in parts)),
+        failed=sum(p["failed"] for p in parts),
     )
 
 
@@ -398,6 +431,8 @@ def _client(
     results: Any,
     deadline: float,
     details: bool,
+    retries: int,
+    retry_pause: float,
 ) -> None:
     """One client process: ``threads`` connections, each sending until the lists run out."""
     lock = threading.Lock()
@@ -412,6 +447,7 @@ def _client(
         "errors": [],
         "timed_out": False,
         "timeline": [],
+        "failed": 0,
     }
     # next() on one shared list iterator is atomic under the GIL.
     warm_items = iter(warmup)
@@ -432,7 +468,7 @@ def _client(
         warm: Counter[int] = Counter()
         errors: list[str] = []
         timeline: list[tuple[str, float, float]] = []
-        started, ended, timed_out = math.inf, 0.0, False
+        started, ended, timed_out, failed = math.inf, 0.0, False, 0
         try:
             for delivery in warm_items:
                 status, _ = _post(connection, path, delivery, errors)
@@ -446,7 +482,13 @@ def _client(
                     timed_out = True
                     break
                 begin = time.perf_counter()
-                status, body = _post(connection, path, delivery, errors)
+                for attempt in range(retries + 1):
+                    if attempt:
+                        time.sleep(retry_pause)
+                    status, body = _post(connection, path, delivery, errors)
+                    if 0 < status < 500:
+                        break
+                    failed += 1
                 end = time.perf_counter()
                 started, ended = min(started, begin), max(ended, end)
                 latencies.append(end - begin)
@@ -470,6 +512,7 @@ def _client(
                 part["errors"].extend(errors)
                 part["timed_out"] |= timed_out
                 part["timeline"].extend(timeline)
+                part["failed"] += failed
 
     pool = [threading.Thread(target=run) for _ in range(threads)]
     for thread in pool:

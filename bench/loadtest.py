@@ -14,6 +14,17 @@ django-tasks-db's ``db_worker`` (``--engine db``) or Celery workers fed
 through django-tasks-celery by a Redis broker (``--engine celery``). The test
 then waits until no event waits for its task any more.
 
+With ``--kill-every SECONDS`` a random gunicorn worker is killed (SIGKILL;
+gunicorn starts another) that often while the burst goes on, at most
+``--max-kills`` times (the last signal receiver pausing ``--receiver-pause``
+seconds, as a receiver doing some work would), so that requests die mid-processing. A delivery that
+got no answer or a 5xx is sent again, like Eduzz does, up to ``--retries``
+times. The app's ``ATTEMPT_TIMEOUT`` is set to ``--attempt-timeout``; the
+test waits that long after the burst, then sends every distinct event once
+more (no operator command), and checks that every event is processed: each
+signal sent at least once per event (a worker killed after the signals,
+before the event's status was written, announces it again on the re-send).
+
 Then it checks, in the database, that each distinct event was stored once,
 made one download and fired each signal once, that no producer, course,
 lesson or learner was created twice, and that no request got an error.
@@ -24,6 +35,7 @@ when a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -33,6 +45,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -64,6 +77,15 @@ class LoadReport:
     task_workers: int = 0
     task_engine: str = ""  # background mode: "db" (db_worker) or "celery"
     tasks_seconds: float = 0.0  # background mode: from the last answer to the last event done
+    # With killed workers (--kill-every):
+    workers_killed: int = 0
+    requests_failed: int = 0  # attempts that got no answer or a 5xx (then retried)
+    gave_up: int = 0  # deliveries whose every attempt failed
+    unfinished: int = 0  # distinct events not processed after the burst and its retries
+    taken_over: int = 0  # events processed by more than one attempt (a re-delivery took over)
+    resend_statuses: dict[str, int] = field(default_factory=dict)
+    resend_outcomes: dict[str, int] = field(default_factory=dict)
+    announced_twice: dict[str, int] = field(default_factory=dict)  # events per signal
 
     @property
     def ok(self) -> bool:
@@ -128,13 +150,25 @@ def run(
     task_workers: int = 0,
     engine: str = "db",
     celery_concurrency: int = 2,
+    kill_every: float = 0.0,
+    max_kills: int = 20,
+    retries: int = 5,
+    attempt_timeout: float = 2.0,
+    receiver_pause: float = 0.05,
 ) -> LoadReport:
     """Create the database, fire the burst, check the outcome. See the module's docstring.
 
     ``task_workers`` > 0: background mode, with that many worker processes of
     ``engine`` (``db`` or ``celery``; each Celery worker a prefork pool of
-    ``celery_concurrency`` processes).
+    ``celery_concurrency`` processes). ``kill_every`` > 0: kill a gunicorn
+    worker that often during the burst (at most ``max_kills``), retry failed
+    deliveries ``retries`` times, then re-send every event once after
+    ``attempt_timeout`` seconds (the app's ``ATTEMPT_TIMEOUT``); the last
+    receiver then waits ``receiver_pause`` seconds, so that kills land between
+    an event's signals and its status too.
     """
+    if kill_every and task_workers:
+        raise ValueError("killing gunicorn workers is a test of the synchronous mode")
     rng = random.Random(seed)
     catalog = launch_catalog(events)
     payloads = harness.file_downloaded_events(catalog, rng, events)
@@ -158,20 +192,31 @@ def run(
             settings=SETTINGS,
             background=background,
             task_engine=engine,
+            attempt_timeout=attempt_timeout if kill_every else None,
+            receiver_pause=receiver_pause if kill_every else 0.0,
         )
         task_processes = TaskWorkers(database_url, task_workers, engine, celery_concurrency)
         # The workers start while gunicorn does; the burst waits for both.
         with task_processes, harness.Server(config) as server:
             task_processes.wait_until_ready()
-            load = harness.fire(
-                server.port,
-                "/eduzz/",
-                order,
-                concurrency=concurrency,
-                processes=client_processes,
-                timeout=timeout,
-                details=True,
-            )
+            killer = WorkerKiller(server, database_url, kill_every, max_kills, seed)
+            with killer if kill_every else contextlib.nullcontext():
+                load = harness.fire(
+                    server.port,
+                    "/eduzz/",
+                    order,
+                    concurrency=concurrency,
+                    processes=client_processes,
+                    timeout=timeout,
+                    details=True,
+                    retries=retries if kill_every else 0,
+                    retry_pause=0.2,
+                )
+            if kill_every:
+                resend = _resend_after_timeout(
+                    server.port, database_url, unique, result, killer, attempt_timeout,
+                    concurrency=concurrency, processes=client_processes, timeout=timeout,
+                )  # fmt: skip
             if background:
                 started = time.monotonic()
                 waiting = _wait_for_tasks(database_url, timeout)
@@ -189,18 +234,23 @@ def run(
         result.overlapping = overlapping(load.timeline)
         if load.timed_out or load.sent != len(order):
             result.failures.append(f"only {load.sent} of {len(order)} requests were answered")
-        if load.errors:
-            result.failures.append(f"connection errors, first: {load.errors[0]}")
-        errors = sum(v for k, v in load.statuses.items() if k >= 500 or k == 0)
-        if errors:
-            result.failures.append(f"{errors} requests got a 5xx or no answer")
-        if set(load.statuses) - {200}:
-            result.failures.append(f"answers other than 200: {result.statuses}")
-        first = "queued" if background else "processed"
-        expected_outcomes = {first: events, "duplicate": events * (deliveries - 1)}
-        if result.outcomes != {k: v for k, v in expected_outcomes.items() if v}:
-            result.failures.append(f"answers said {result.outcomes}, expected {expected_outcomes}")
-        _check_database(database_url, result, payloads)
+        if kill_every:
+            _check_killed_burst(load, result, resend, events)
+        else:
+            if load.errors:
+                result.failures.append(f"connection errors, first: {load.errors[0]}")
+            errors = sum(v for k, v in load.statuses.items() if k >= 500 or k == 0)
+            if errors:
+                result.failures.append(f"{errors} requests got a 5xx or no answer")
+            if set(load.statuses) - {200}:
+                result.failures.append(f"answers other than 200: {result.statuses}")
+            first = "queued" if background else "processed"
+            expected_outcomes = {first: events, "duplicate": events * (deliveries - 1)}
+            if result.outcomes != {k: v for k, v in expected_outcomes.items() if v}:
+                result.failures.append(
+                    f"answers said {result.outcomes}, expected {expected_outcomes}"
+                )
+        _check_database(database_url, result, payloads, at_least_once=bool(kill_every))
         if result.failures:
             result.failures.append(f"gunicorn log:\n{server.log_tail()}")
             if background:
@@ -209,6 +259,107 @@ def run(
         if not keep_database:
             db.drop(database_url)
     return result
+
+
+class WorkerKiller:
+    """Kills a random gunicorn worker (SIGKILL) every ``every`` seconds, from a thread.
+
+    It starts once the first event is stored (the burst has begun) and stops
+    after ``limit`` kills or when the block ends. Only workers that have
+    loaded Django are chosen (``Server.worker_pids``), never the master, which
+    starts a new worker for each one killed, and never the last one ready: a
+    new worker takes seconds to load Django on a busy machine, and the burst
+    must go on meanwhile.
+    """
+
+    def __init__(
+        self, server: harness.Server, database_url: str, every: float, limit: int, seed: int
+    ) -> None:
+        self.server = server
+        self.database_url = database_url
+        self.every = every
+        self.limit = limit
+        self.rng = random.Random(seed)
+        self.killed: list[int] = []
+        self.error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WorkerKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            with db.connect(self.database_url) as conn:
+                while not self._stop.wait(0.02):
+                    row = conn.execute("SELECT EXISTS (SELECT FROM eduzz_webhooks_webhookevent)")
+                    if row.fetchone() == (True,):
+                        break
+            while len(self.killed) < self.limit and not self._stop.wait(self.every):
+                pids = self.server.worker_pids()
+                if len(pids) < 2:
+                    continue  # the others are being replaced: the next tick
+                pid = self.rng.choice(pids)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed.append(pid)
+        except Exception as exc:  # reported as a failure of the run
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+def _resend_after_timeout(
+    port: int,
+    database_url: str,
+    unique: list[harness.Delivery],
+    result: LoadReport,
+    killer: WorkerKiller,
+    attempt_timeout: float,
+    **fire_options: Any,
+) -> harness.LoadResult:
+    """Wait out ``ATTEMPT_TIMEOUT``, then send every distinct event once more, as Eduzz would.
+
+    Notes the kills and how many events the burst left unfinished first.
+    """
+    result.workers_killed = len(killer.killed)
+    if killer.error:
+        result.failures.append(f"killing workers failed: {killer.error}")
+    with db.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM eduzz_webhooks_webhookevent WHERE status = 'processed'"
+        ).fetchone()
+    result.unfinished = len(unique) - (int(row[0]) if row is not None else 0)
+    time.sleep(attempt_timeout + 0.5)  # the last attempt started before the burst ended
+    return harness.fire(port, "/eduzz/", unique, details=True, **fire_options)
+
+
+def _check_killed_burst(
+    load: harness.LoadResult, result: LoadReport, resend: harness.LoadResult, events: int
+) -> None:
+    result.requests_failed = load.failed
+    result.gave_up = sum(v for k, v in load.statuses.items() if k >= 500 or k == 0)
+    if result.workers_killed == 0 or load.failed == 0:
+        result.failures.append(
+            f"{result.workers_killed} workers killed, {load.failed} requests failed:"
+            " the burst was over before the kills, or they hit no request"
+        )
+    if set(load.statuses) - {200, 0} - set(range(500, 600)):
+        result.failures.append(f"answers other than 200, 5xx or none: {result.statuses}")
+    if set(load.outcomes) - {"processed", "duplicate", "?"}:
+        result.failures.append(f"answers said {result.outcomes}")
+    result.resend_statuses = {str(k): v for k, v in sorted(resend.statuses.items())}
+    result.resend_outcomes = dict(sorted(resend.outcomes.items()))
+    if resend.timed_out or resend.errors or resend.statuses != Counter({200: events}):
+        result.failures.append(
+            f"the re-send after ATTEMPT_TIMEOUT got {result.resend_statuses}"
+            + (f", first error: {resend.errors[0]}" if resend.errors else "")
+        )
+    if set(resend.outcomes) - {"processed", "duplicate"}:
+        result.failures.append(f"the re-send's answers said {result.resend_outcomes}")
 
 
 class TaskWorkerError(RuntimeError):
@@ -352,7 +503,13 @@ def _wait_for_tasks(url: str, timeout: float) -> int:
             time.sleep(0.1)
 
 
-def _check_database(url: str, result: LoadReport, payloads: list[dict[str, Any]]) -> None:
+def _check_database(
+    url: str, result: LoadReport, payloads: list[dict[str, Any]], *, at_least_once: bool = False
+) -> None:
+    """Each event stored once, processed, one download; each signal once per event (with
+    ``at_least_once``, at least once: ``result.announced_twice`` counts the others); each
+    shared row once.
+    """
     events = len(payloads)
     sent_ids = {payload["id"] for payload in payloads}
     with db.connect(url) as conn:
@@ -361,6 +518,8 @@ def _check_database(url: str, result: LoadReport, payloads: list[dict[str, Any]]
             return conn.execute(query).fetchall()
 
         stored = rows("SELECT event_id, status FROM eduzz_webhooks_webhookevent")
+        (taken_over,) = rows("SELECT count(*) FROM eduzz_webhooks_webhookevent WHERE attempts > 1")
+        result.taken_over = int(taken_over[0])
         result.events_stored = dict(sorted(Counter(str(s) for _, s in stored).items()))
         stored_ids = Counter(str(event_id) for event_id, _ in stored)
         if len(stored) != events or set(stored_ids) != sent_ids:
@@ -380,7 +539,9 @@ def _check_database(url: str, result: LoadReport, payloads: list[dict[str, Any]]
         for name in ("file_downloaded", "event_received"):
             got = Counter(str(e) for s, e in signals if s == name)
             result.signals[name] = sum(got.values())
-            if set(got) != sent_ids or set(got.values()) != {1}:
+            if at_least_once:
+                result.announced_twice[name] = sum(1 for n in got.values() if n > 1)
+            if set(got) != sent_ids or (not at_least_once and set(got.values()) != {1}):
                 twice = sum(1 for n in got.values() if n > 1)
                 result.failures.append(
                     f"{name}: {sum(got.values())} signals for {events} events"
@@ -432,6 +593,7 @@ def markdown(result: LoadReport, options: argparse.Namespace, command: str) -> s
             if result.task_workers
             else []
         ),
+        *(_killed_rows(result, options) if options.kill_every else []),
         f"| latency p50 / p99 | {result.p50_ms:.0f} ms / {result.p99_ms:.0f} ms |",
         f"| HTTP status codes | {_pairs(result.statuses)} |",
         f"| answers | {_pairs(result.outcomes)} |",
@@ -443,13 +605,29 @@ def markdown(result: LoadReport, options: argparse.Namespace, command: str) -> s
         "",
         "Result: "
         + (
-            "PASS: every event stored once, one download and one of each signal per event,"
+            "PASS: every event stored once and processed, one download and each signal at"
+            " least once per event, no shared row created twice, no 5xx in the re-send."
+            if result.ok and options.kill_every
+            else "PASS: every event stored once, one download and one of each signal per event,"
             " no shared row created twice, no 5xx."
             if result.ok
             else "FAIL: " + "; ".join(f.splitlines()[0] for f in result.failures)
         ),
     ]
     return "\n".join(lines)
+
+
+def _killed_rows(result: LoadReport, options: argparse.Namespace) -> list[str]:
+    return [
+        f"| gunicorn workers killed (SIGKILL) | {result.workers_killed}, one every"
+        f" {options.kill_every} s; {result.requests_failed} requests failed (no answer or 5xx),"
+        f" each retried up to {options.retries} times; {result.gave_up} deliveries gave up |",
+        f"| events left unfinished by the burst | {result.unfinished} |",
+        f"| events taken over by a re-delivery (more than one attempt) | {result.taken_over} |",
+        f"| every event re-sent once after ATTEMPT_TIMEOUT ({options.attempt_timeout} s) |"
+        f" {_pairs(result.resend_statuses)}; answers {_pairs(result.resend_outcomes)} |",
+        f"| events announced twice | {_pairs(result.announced_twice)} |",
+    ]
 
 
 def _task_workers(result: LoadReport, options: argparse.Namespace) -> str:
@@ -497,6 +675,35 @@ def main(argv: list[str] | None = None) -> int:
         help="processes in each Celery worker's prefork pool (default: %(default)s)",
     )
     parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="SIGKILL a random gunicorn worker this often during the burst (synchronous mode"
+        " only), retry failed deliveries, then re-send every event once after ATTEMPT_TIMEOUT",
+    )
+    parser.add_argument(
+        "--max-kills", type=int, default=20, help="with --kill-every: at most this many kills"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="with --kill-every: times a delivery with no answer or a 5xx is sent again",
+    )
+    parser.add_argument(
+        "--attempt-timeout",
+        type=float,
+        default=2.0,
+        help="with --kill-every: the app's ATTEMPT_TIMEOUT in seconds, waited before the re-send",
+    )
+    parser.add_argument(
+        "--receiver-pause",
+        type=float,
+        default=0.05,
+        help="with --kill-every: seconds the last signal receiver waits (default: %(default)s)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_LOAD_DATABASE_URL", DEFAULT_URL),
         help="PostgreSQL database to create (dropped first) and fill (default: %(default)s)",
@@ -511,10 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.engine != "db" and not options.task_workers:
         parser.error(f"--engine {options.engine} needs --task-workers N")
+    if options.kill_every and options.task_workers:
+        parser.error("--kill-every tests the synchronous mode: no --task-workers")
     if options.events is None:
         options.events = 150 if options.quick else 3000
     if options.docs is None:
-        options.docs = not options.quick and not options.task_workers
+        options.docs = not options.quick and not options.task_workers and not options.kill_every
     options.postgresql = db.server_version(options.database_url)
     background = f", {options.task_workers} {options.engine} task workers"
     print(
@@ -535,6 +744,11 @@ def main(argv: list[str] | None = None) -> int:
         task_workers=options.task_workers,
         engine=options.engine,
         celery_concurrency=options.celery_concurrency,
+        kill_every=options.kill_every,
+        max_kills=options.max_kills,
+        retries=options.retries,
+        attempt_timeout=options.attempt_timeout,
+        receiver_pause=options.receiver_pause,
     )
     text = markdown(result, options, " ".join(["./scripts/loadtest", *argv]))
     print(text)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from django.conf import settings
 
 from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.signals import event_received, file_downloaded
@@ -16,6 +19,8 @@ def count_download(sender: Any, download: FileDownload, event: WebhookEvent, **k
 
 def count_event(sender: Any, event: WebhookEvent, **kwargs: Any) -> None:
     SignalCount.objects.create(signal="event_received", event_id=event.event_id)
+    if settings.BENCH_RECEIVER_PAUSE:
+        time.sleep(settings.BENCH_RECEIVER_PAUSE)  # a receiver that does some work
 
 
 def connect() -> None:

@@ -5,7 +5,8 @@ Environment: ``BENCH_DATABASE_URL`` (required; ``postgres://...`` or
 ``BENCH_TASK_ENGINE`` for that mode's backend (``db``, the default:
 django-tasks-db and its ``db_worker``; ``celery``: django-tasks-celery and
 Celery workers, broker ``BENCH_CELERY_BROKER_URL``, by default Redis database
-5 on 127.0.0.1), and ``BENCH_RUN_DIR``, a directory where each worker writes
+5 on 127.0.0.1), ``BENCH_ATTEMPT_TIMEOUT`` for the app's ``ATTEMPT_TIMEOUT``
+(seconds), and ``BENCH_RUN_DIR``, a directory where each worker writes
 its database statement counts when it exits (the counting middleware is on
 only then).
 """
@@ -81,6 +82,9 @@ EDUZZ_WEBHOOKS = {
     "SECRETS": [SECRET],
     "PROCESS_IN_BACKGROUND": os.environ.get("BENCH_BACKGROUND") == "1",
 }
+# The load test with killed workers waits this out before it re-sends every event.
+if os.environ.get("BENCH_ATTEMPT_TIMEOUT"):
+    EDUZZ_WEBHOOKS["ATTEMPT_TIMEOUT"] = float(os.environ["BENCH_ATTEMPT_TIMEOUT"])
 
 LOGGING = {
     "version": 1,

@@ -3,9 +3,11 @@
 150 events, each delivered 3 times, mostly at the same moment, to 3 gunicorn
 workers on PostgreSQL: synchronously, and in background mode (one task per
 event) with real worker processes, django-tasks-db's db_worker, or Celery
-workers with a Redis broker. The load test uses a database of its own (dropped
-afterwards), not the test database: ``EDUZZ_LOAD_TEST_DATABASE_URL``, or the
-test database's name with ``_load`` appended. The Celery burst needs Redis
+workers with a Redis broker; and, with gunicorn workers killed during the
+burst, every event sent once more after ATTEMPT_TIMEOUT. The load test uses a
+database of its own (dropped afterwards), not the test database:
+``EDUZZ_LOAD_TEST_DATABASE_URL``, or the test database's name with ``_load``
+appended. The Celery burst needs Redis
 (``BENCH_CELERY_BROKER_URL``, by default database 5 on 127.0.0.1:6379).
 """
 
@@ -64,6 +66,47 @@ def test_burst_stores_processes_and_announces_each_event_once() -> None:
     assert result.signals == {"file_downloaded": EVENTS, "event_received": EVENTS}
     # The race this is about did happen: copies of an event were in flight together.
     assert result.overlapping > EVENTS // 4
+
+
+@pytest.mark.postgres
+def test_workers_killed_during_a_burst_lose_no_event_once_each_is_sent_again() -> None:
+    # A gunicorn worker SIGKILLed every 0.3 s (4 in all) while 150 events x 2
+    # deliveries go on: requests die mid-processing, some after their event's
+    # commit (a receiver pausing 0.2 s widens that window). Failed
+    # deliveries are retried, then, ATTEMPT_TIMEOUT (2 s here) later, every event
+    # is sent once more, with no operator command: a re-delivery takes over an
+    # abandoned attempt and finishes it.
+    result = loadtest.run(
+        load_database_url(),
+        events=EVENTS,
+        deliveries=2,
+        workers=3,
+        threads=2,
+        concurrency=12,
+        keep_database=False,
+        timeout=120,
+        kill_every=0.3,
+        max_kills=4,
+        receiver_pause=0.2,
+        retries=5,
+        attempt_timeout=2,
+    )
+    assert result.failures == []
+    # The kills happened and requests died of them.
+    assert result.workers_killed >= 1
+    assert result.requests_failed >= 1
+    assert result.events_stored == {"processed": EVENTS}
+    assert result.downloads == EVENTS
+    # At least once (checked per event in failures): a worker killed after the
+    # signals, before the status, announces its event again.
+    assert all(result.signals[name] >= EVENTS for name in ("file_downloaded", "event_received"))
+    assert result.resend_statuses == {"200": EVENTS}
+    assert sum(result.resend_outcomes.values()) == EVENTS
+    print(
+        f"\n{result.workers_killed} workers killed, {result.requests_failed} requests died,"
+        f" {result.unfinished} events unfinished after the burst, {result.taken_over} taken"
+        f" over, announced twice: {result.announced_twice}, {result.seconds:.1f} s burst"
+    )
 
 
 def assert_each_event_queued_and_processed_once(result: loadtest.LoadReport) -> None:
