@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,8 +263,19 @@ class _Identifier(serializers.Field[str, Any, str, Any]):
         return text
 
 
+def canonical_email(text: str) -> str:
+    """The one form the app keeps an e-mail address in: lowercased, then in Unicode NFC.
+
+    An address in any letter case, its accents composed (NFC) or not (NFD), is
+    then one string, so one person is one row. Lowercasing comes first: the
+    lowercase of an NFC string is not always NFC ("J\u030c" becomes "j\u030c",
+    which NFC composes to "\u01f0").
+    """
+    return unicodedata.normalize("NFC", text.lower())
+
+
 class _Email(_Identifier):
-    """An e-mail address, lowercased so that one person is one row."""
+    """An e-mail address in its :func:`canonical_email` form, so that one person is one row."""
 
     default_error_messages = {"invalid_email": gettext_lazy("Must be an e-mail address.")}
 
@@ -273,8 +285,8 @@ class _Email(_Identifier):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid_email")
-        # Lowercased before the length check: lowercasing can lengthen (U+0130).
-        text = super().to_internal_value(data.lower())
+        # Normalised before the length check: lowercasing can lengthen (U+0130), so can NFC.
+        text = super().to_internal_value(canonical_email(data))
         if "@" not in text:
             self.fail("invalid_email")
         return text

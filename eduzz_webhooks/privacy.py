@@ -17,6 +17,13 @@ that counts (downloads per course, events per type) stay true:
   address is replaced wherever else it appears in the payload's text and in
   the error, and their name is removed from the error.
 
+An address is found in every letter case and Unicode normal form, on every
+database: what Eduzz sent is stored as sent, and a database lowercases ASCII
+only (SQLite) and compares code points, not normal forms. So the database
+only narrows the rows down to those containing the address's ASCII pieces
+(:func:`_ascii_pieces`), and Python decides, comparing
+:func:`~eduzz_webhooks.payloads.canonical_email` forms.
+
 The payloads carry the same anonymous address as the rows, so replaying an
 erased event links it to the same anonymised learner: counts survive replays.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +48,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from .models import FileDownload, Learner, Producer, WebhookEvent
+from .payloads import canonical_email
 from .samples import SAMPLE_EVENTS
 
 ANONYMOUS_DOMAIN = "invalid"
@@ -94,8 +103,11 @@ class ErasureReport:
 
 
 def normalize_email(email: str) -> str:
-    """The address as the app stores it (trimmed, lowercased); ``ValueError`` if it is not one."""
-    text = email.strip().lower() if isinstance(email, str) else ""
+    """The address as the app stores it (trimmed, :func:`~eduzz_webhooks.payloads.canonical_email`).
+
+    ``ValueError`` if it is not an e-mail address.
+    """
+    text = canonical_email(email.strip()) if isinstance(email, str) else ""
     if "@" not in text or len(text) > 254:
         raise ValueError(gettext("%(email)r is not an e-mail address.") % {"email": email})
     return text
@@ -166,16 +178,52 @@ class _Erasure:
         )
 
 
+# What a database's LIKE finds in any letter case and normal form of an address, however it is
+# stored (as JSON text too): its runs of ASCII characters that JSON writes as they are and that
+# no other character becomes once normalised (U+212A KELVIN SIGN becomes "k", U+0130 "i" and a
+# dot, U+037E ";", U+1FEF "`").
+_NOT_ASCII_PIECE = re.compile(r'i\u0307|[^\x20-\x7e]|["\\;`k]')
+
+
+def _ascii_pieces(email: str) -> list[str]:
+    """The pieces of a normalised address that every form of it contains (at least its "@")."""
+    return [piece for piece in _NOT_ASCII_PIECE.split(email) if piece]
+
+
+def _may_hold(name: str, emails: Iterable[str], *, whole: bool) -> Q:
+    """Rows whose lowercased text ``name`` may hold one of ``emails``; Python decides.
+
+    ``whole``: the text is an address and nothing else, so an address that is
+    all one ASCII piece is compared whole (the common case, and the fastest).
+    """
+    match, exact = Q(), []
+    for email in emails:
+        pieces = _ascii_pieces(email)
+        if whole and pieces == [email]:
+            exact.append(email)
+        else:
+            match |= Q(*(Q(**{f"{name}__contains": piece}) for piece in pieces))
+    return match | Q(**{f"{name}__in": exact}) if exact else match
+
+
+def _erasure_of(erasures: dict[str, _Erasure], email: str) -> _Erasure | None:
+    return erasures.get(canonical_email(email.strip()))
+
+
 def _anonymise_learners(erasures: dict[str, _Erasure]) -> None:
-    learners = list(
+    candidates = (
         Learner.objects.select_for_update()
         .alias(privacy_email=Lower("email"))
-        .filter(privacy_email__in=list(erasures))
+        .filter(_may_hold("privacy_email", erasures, whole=True))
         .order_by("pk")
     )
+    learners = []
     by_pk: dict[int, _Erasure] = {}
-    for learner in learners:
-        erasure = erasures[learner.email.lower()]
+    for learner in candidates:
+        erasure = _erasure_of(erasures, learner.email)
+        if erasure is None:
+            continue
+        learners.append(learner)
         learner.email = f"erased-{learner.pk}@{ANONYMOUS_DOMAIN}"
         if not erasure.learners:
             erasure.anonymous = learner.email
@@ -195,16 +243,21 @@ def _anonymise_learners(erasures: dict[str, _Erasure]) -> None:
 
 
 def _anonymise_producers(erasures: dict[str, _Erasure]) -> None:
-    producers = list(
+    candidates = (
         Producer.objects.select_for_update()
         .alias(privacy_email=Lower("email"))
-        .filter(privacy_email__in=list(erasures))
+        .filter(_may_hold("privacy_email", erasures, whole=True))
         .order_by("pk")
     )
-    for producer in producers:
-        erasure = erasures[producer.email.lower()]
+    producers = []
+    for producer in candidates:
+        erasure = _erasure_of(erasures, producer.email)
+        if erasure is None:
+            continue
+        producers.append(producer)
         # The person's address, so that a replayed event finds this row again; a second row
-        # (the same address in another letter case) needs its own, the column being unique.
+        # (the same address in another letter case or normal form) needs its own, the column
+        # being unique.
         producer.email = _fresh_address() if erasure.producers else erasure.anonymous
         erasure.producers += 1
         erasure.names.add(producer.name)
@@ -214,23 +267,19 @@ def _anonymise_producers(erasures: dict[str, _Erasure]) -> None:
 
 def _scrub_events(erasures: dict[str, _Erasure]) -> None:
     emails = list(erasures)
-    # The database finds the events, so only theirs are loaded. Documented events: JSON key
-    # lookups at the places they put a person (any letter case, stray spaces). Other event
-    # types, and errors: a text search, far slower per row, so only there.
+    # The database finds the candidate events, so only theirs are loaded. Documented events:
+    # JSON key lookups at the places they put a person (stray spaces too). Other event types,
+    # and errors: a text search, far slower per row, so only there.
     keys = {
         f"privacy_{i}": Lower(Trim(KT(f"payload__{path}")))
         for i, path in enumerate(PERSON_EMAIL_PATHS)
     }
     match = Q()
     for name in keys:
-        match |= Q(**{f"{name}__in": emails})
-    # Lowercased here rather than icontains, which MariaDB and MySQL leave to the column's
-    # collation: a case-sensitive one (as recommended there) would miss "Ana@X.com".
-    text, error = Q(), Q()
-    for email in emails:
-        text |= Q(privacy_text__contains=email)
-        error |= Q(privacy_error__contains=email)
-    match |= (~Q(event_type__in=SAMPLE_EVENTS) & text) | (~Q(error="") & error)
+        match |= _may_hold(name, emails, whole=True)
+    match |= (~Q(event_type__in=SAMPLE_EVENTS) & _may_hold("privacy_text", emails, whole=False)) | (
+        ~Q(error="") & _may_hold("privacy_error", emails, whole=False)
+    )
     pks = list(
         WebhookEvent.objects.alias(
             privacy_text=Lower(Cast("payload", TextField())), privacy_error=Lower("error"), **keys
@@ -251,12 +300,18 @@ def _scrub_events(erasures: dict[str, _Erasure]) -> None:
         WebhookEvent.objects.bulk_update(changed, ["payload", "error"])
 
 
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
 class _Scrubber:
     def __init__(self, erasures: dict[str, _Erasure]) -> None:
         self.erasures = erasures
-        alternatives = "|".join(
-            re.escape(email) for email in sorted(erasures, key=len, reverse=True)
-        )
+        # Searched for in NFC text. IGNORECASE compares one character with one, so an address
+        # whose lowercase is longer than its uppercase (U+0130 becomes "i" and a dot) is also
+        # searched for in uppercase; each match is then checked (:meth:`_replace`).
+        forms = {form for email in erasures for form in (email, _nfc(email.upper()))}
+        alternatives = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
         # Not inside a longer address: "ana@x.com" is not in "joana@x.com" or "ana@x.com.br".
         self.pattern = re.compile(rf"(?<![\w.+\-])(?:{alternatives})(?![\w\-]|\.\w)", re.IGNORECASE)
 
@@ -264,10 +319,14 @@ class _Scrubber:
         """Scrub one event in place; whether it mentioned anyone being erased."""
         found: dict[str, set[str]] = {}  # e-mail -> the names seen with it in this event
         event.payload = self._value(event.payload, found)
-        error = self.pattern.sub(lambda m: self._replace(m, found), event.error)
+        error = self._text(event.error, found)
         names = {
-            name.strip() for email in found for name in found[email] | self.erasures[email].names
+            _nfc(name.strip())
+            for email in found
+            for name in found[email] | self.erasures[email].names
         }
+        if found:
+            error = _nfc(error)  # as its names are
         for name in sorted(filter(None, names), key=len, reverse=True):
             error = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "", error, flags=re.IGNORECASE)
         event.error = error
@@ -275,10 +334,16 @@ class _Scrubber:
             self.erasures[email].payloads += 1
         return bool(found)
 
+    def _text(self, text: str, found: dict[str, set[str]]) -> str:
+        """``text`` with the addresses replaced, then in NFC; unchanged when it has none."""
+        replaced: list[str] = []
+        scrubbed = self.pattern.sub(lambda m: self._replace(m, found, replaced), _nfc(text))
+        return scrubbed if replaced else text
+
     def _value(self, value: Any, found: dict[str, set[str]]) -> Any:
         if isinstance(value, dict):
             email = value.get("email")
-            erasure = self.erasures.get(email.strip().lower()) if isinstance(email, str) else None
+            erasure = _erasure_of(self.erasures, email) if isinstance(email, str) else None
             if erasure is not None:
                 name = value.get("name")
                 found.setdefault(erasure.email, set()).add(name if isinstance(name, str) else "")
@@ -290,15 +355,17 @@ class _Scrubber:
         if isinstance(value, list):
             return [self._value(item, found) for item in value]
         if isinstance(value, str):
-            return self.pattern.sub(lambda m: self._replace(m, found), value)
+            return self._text(value, found)
         return value
 
-    def _replace(self, match: re.Match[str], found: dict[str, set[str]]) -> str:
-        text = match.group(0)
-        erasure = next(
-            e for e in self.erasures.values() if re.fullmatch(re.escape(e.email), text, re.I)
-        )
+    def _replace(
+        self, match: re.Match[str], found: dict[str, set[str]], replaced: list[str]
+    ) -> str:
+        erasure = _erasure_of(self.erasures, match.group(0))
+        if erasure is None:  # another address that matches case-insensitively ("ss" for "ß")
+            return match.group(0)
         found.setdefault(erasure.email, set())
+        replaced.append(erasure.email)
         return erasure.anonymous
 
 

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from eduzz_webhooks.conf import conf
 from eduzz_webhooks.models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
-from eduzz_webhooks.payloads import MAX_DEPTH
+from eduzz_webhooks.payloads import MAX_DEPTH, canonical_email
 from eduzz_webhooks.samples import SAMPLE_EVENTS, encode, sample_payload
 from eduzz_webhooks.signature import sign
 
@@ -243,9 +243,9 @@ def check_file_download(event_row: WebhookEvent, data: dict[str, Any]) -> None:
     ).get()
     assert download.event == event_row
     course = data["course"] if "course" in data else data["courses"][0]
-    assert download.learner.email == str(data["learner"]["email"]).strip().lower()
+    assert download.learner.email == canonical_email(data["learner"]["email"]).strip()
     assert download.learner.name == text_or_blank(data["learner"].get("name"))
-    assert download.producer.email == str(data["producer"]["email"]).strip().lower()
+    assert download.producer.email == canonical_email(data["producer"]["email"]).strip()
     assert download.producer.name == text_or_blank(data["producer"].get("name"))
     assert download.producer.eduzz_id == text_or_blank(data["producer"].get("eduzzId"))
     assert download.course.hash == str(course["hash"]).strip()

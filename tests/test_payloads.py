@@ -212,3 +212,17 @@ def test_email_length_is_checked_on_the_lowercased_address():
     too_long = "\u0130" + longest
     with pytest.raises(InvalidEventData, match=r"^data\.learner\.email: .*254"):
         parse_file_downloaded(file_data(learner={"email": too_long, "name": "x"}))
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "josé@example.com",
+        "jose\u0301@example.com",  # NFD: e and a combining acute accent
+        "JOSE\u0301@EXAMPLE.COM",
+        " JOSÉ@Example.com ",
+    ],
+)
+def test_email_in_any_case_and_normal_form_is_one_address(sent):
+    parsed = parse_file_downloaded(file_data(learner={"email": sent, "name": "José"}))
+    assert parsed.learner_email == "josé@example.com"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -16,7 +18,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from eduzz_webhooks import privacy, processing
+from eduzz_webhooks import privacy, processing, signals
 from eduzz_webhooks.conf import conf
 from eduzz_webhooks.models import FileDownload, Learner, Producer, WebhookEvent
 from eduzz_webhooks.privacy import erase_learner
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.django_db
 
 
 def database_text() -> str:
-    """Every text and JSON value of every table of the app, lowercased."""
+    """Every text and JSON value of every table of the app, lowercased, in Unicode NFC."""
     parts = []
     for model in apps.get_app_config("eduzz_webhooks").get_models():
         fields = [
@@ -50,7 +52,7 @@ def database_text() -> str:
             continue
         for row in model.objects.values_list(*fields):
             parts += [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row]
-    return "\n".join(parts).lower()
+    return unicodedata.normalize("NFC", "\n".join(parts).lower())
 
 
 # -- erase_learner -----------------------------------------------------------------------------
@@ -248,7 +250,8 @@ def test_erase_many_addresses_in_groups_and_batches(delivered, monkeypatch):
     assert not any(email in text or f"nome {email}" in text for email in emails)
 
 
-def test_erase_queries_do_not_grow_with_the_events(delivered):
+@pytest.mark.parametrize("domain", ["example.com", "exémplo.com.br"])
+def test_erase_queries_do_not_grow_with_the_events(delivered, domain):
     def queries_to_erase(email: str, events: int) -> int:
         for _ in range(events):
             delivered(learner_event("nutror.lesson_watched", email, NAME))
@@ -258,7 +261,97 @@ def test_erase_queries_do_not_grow_with_the_events(delivered):
         assert report.payloads == events + 1
         return len(queries)
 
-    assert queries_to_erase("few@example.com", 1) == queries_to_erase("many@example.com", 12)
+    assert queries_to_erase(f"few@{domain}", 1) == queries_to_erase(f"many@{domain}", 12)
+
+
+# -- every letter case and normal form ---------------------------------------------------------
+
+
+def cart_event(email: str, name: str) -> dict[str, Any]:
+    """An undocumented event type: only the search of the payload's text finds the person."""
+    return {
+        "id": uuid.uuid4().hex,
+        "event": "sun.cart_abandoned",
+        "sentDate": "2024-03-01T10:00:00.000Z",
+        "data": {"cartId": "c1", "customer": {"email": email, "name": name}},
+    }
+
+
+def deliver_refused(delivered: Any, payload: dict[str, Any], text: str) -> dict[str, Any]:
+    """Deliver ``payload`` while a receiver fails with ``text`` in its error."""
+
+    def crm(sender: Any, event: WebhookEvent, **kwargs: Any) -> None:
+        raise ValueError(f"CRM refused {text}")
+
+    signals.event_received.connect(crm, weak=False)
+    try:
+        return delivered(payload)
+    finally:
+        signals.event_received.disconnect(crm)
+
+
+@pytest.mark.parametrize(
+    ("email", "sent"),
+    [
+        ("débora.ávila@example.com", "DÉBORA.ÁVILA@EXAMPLE.COM"),
+        ("i\u0307pek@example.com", "\u0130PEK@EXAMPLE.COM"),  # U+0130 lowercases to two
+        ("οδος@παράδειγμα.ελ", "ΟΔΟΣ@ΠΑΡΆΔΕΙΓΜΑ.ΕΛ"),  # a final sigma: Σ lowercases to ς
+    ],
+)
+def test_erase_finds_the_address_in_any_letter_case_beyond_ascii(delivered, email, sent):
+    name = "Débora Ávila"
+    delivered(learner_event("nutror.file_downloaded", sent, name))
+    delivered(learner_event("nutror.lesson_watched", sent.title(), name))
+    delivered(cart_event(sent, name))
+    failed = deliver_refused(delivered, sample_payload("myeduzz.invoice_paid"), sent)
+    assert Learner.objects.get().email == email
+
+    report = erase_learner(sent.title())
+
+    assert (report.learners, report.downloads, report.payloads) == (1, 1, 4)
+    assert email not in database_text()
+    assert name.lower() not in database_text()
+    assert f"CRM refused {report.anonymous_email}" in stored(failed).error
+
+
+NFC_EMAIL = "josé.conceição@example.com"
+NFD_EMAIL = unicodedata.normalize("NFD", NFC_EMAIL)
+
+
+@pytest.mark.parametrize("asked", [NFC_EMAIL, NFD_EMAIL, NFD_EMAIL.upper()])
+def test_erase_finds_the_address_in_either_normal_form(delivered, asked):
+    assert NFD_EMAIL != NFC_EMAIL
+    name = "José Conceição"
+    downloads = [
+        delivered(learner_event("nutror.file_downloaded", NFC_EMAIL, name)),
+        delivered(learner_event("nutror.file_downloaded", NFD_EMAIL.upper(), name)),
+    ]
+    cart = delivered(cart_event(NFD_EMAIL, name))
+    failed = deliver_refused(delivered, sample_payload("myeduzz.invoice_paid"), NFD_EMAIL)
+    assert Learner.objects.get().email == NFC_EMAIL
+
+    report = erase_learner(asked)
+
+    assert (report.learners, report.downloads, report.payloads) == (1, 2, 4)
+    assert "josé" not in database_text()
+    assert "conceição" not in database_text()
+    # What Eduzz sent is kept but for the person: the rest keeps its form.
+    assert stored(cart).payload["data"]["customer"] == {
+        "email": report.anonymous_email,
+        "name": "",
+    }
+    assert stored(downloads[1]).payload["data"]["learner"]["email"] == report.anonymous_email
+    assert f"CRM refused {report.anonymous_email}" in stored(failed).error
+
+
+def test_erase_finds_a_learner_stored_before_addresses_were_normalised():
+    legacy = Learner.objects.create(email=NFD_EMAIL, name="José Conceição")
+
+    report = erase_learner(NFC_EMAIL.upper())
+
+    assert report.learners == 1
+    legacy.refresh_from_db()
+    assert (legacy.email, legacy.name) == (f"erased-{legacy.pk}@invalid", "")
 
 
 # -- admin action ------------------------------------------------------------------------------
