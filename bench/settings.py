@@ -1,7 +1,9 @@
 """Settings of the bench project, served by gunicorn during the benchmark and the load test.
 
 Environment: ``BENCH_DATABASE_URL`` (required; ``postgres://...`` or
-``sqlite:////path``), ``BENCH_BACKGROUND=1`` for the app's task mode, and
+``sqlite:////path``), ``BENCH_BACKGROUND=1`` for the app's task mode,
+``BENCH_SERVER_SIDE_BINDING=1`` for Django's ``server_side_binding`` on
+PostgreSQL (parameters bound by the server, not quoted into the SQL), and
 ``BENCH_RUN_DIR``, a directory where each worker writes its database
 statement counts when it exits (the counting middleware is on only then).
 """
@@ -38,6 +40,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 60,
     }
+elif os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":  # PostgreSQL
+    # Django's own option (psycopg 3), which a host may set: see docs/performance.md.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
