@@ -15,6 +15,22 @@ class RawDelivery(models.Model):
         return f"delivery {self.pk}"
 
 
+class Doorbell(models.Model):
+    """The doorbell candidate's one shared row: whether a worker was asked for (bench only).
+
+    The design background mode was not given: the event table is the queue, a
+    delivery inserts its event and then reads this row; one that finds it not
+    rung rings it (a conditional ``UPDATE``) and would enqueue the worker.
+    """
+
+    requested_at = models.DateTimeField(null=True, blank=True)
+
+    PK = 1  # the primary key of the one row
+
+    def __str__(self) -> str:
+        return f"doorbell rung at {self.requested_at}"
+
+
 # The hand-written receiver's own tables: what a user would model without this app.
 
 

@@ -6,7 +6,8 @@ Environment: ``BENCH_DATABASE_URL`` (required; ``postgres://...`` or
 django-tasks-db and its ``db_worker``; ``celery``: django-tasks-celery and
 Celery workers, broker ``BENCH_CELERY_BROKER_URL``, by default Redis database
 5 on 127.0.0.1), ``BENCH_ATTEMPT_TIMEOUT`` for the app's ``ATTEMPT_TIMEOUT``
-(seconds), and ``BENCH_RUN_DIR``, a directory where each worker writes
+(seconds), ``BENCH_SERVER_SIDE_BINDING=1`` for Django's ``server_side_binding``
+on PostgreSQL, and ``BENCH_RUN_DIR``, a directory where each worker writes
 its database statement counts when it exits (the counting middleware is on
 only then).
 """
@@ -43,6 +44,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 60,
     }
+elif os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":  # PostgreSQL
+    # Django's own option (psycopg 3), which a host may set: see docs/performance.md.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",

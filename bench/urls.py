@@ -9,5 +9,6 @@ urlpatterns = [
     path("floor-a/", views.floor_a),
     path("floor-b/", views.floor_b),
     path("naive/", views.naive),
+    path("doorbell/", views.doorbell),
     path("eduzz/", include("eduzz_webhooks.urls")),
 ]
