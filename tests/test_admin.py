@@ -265,3 +265,26 @@ def test_event_list_shows_status_badges_with_text(viewer):
             f'<img src="/static/admin/img/{icon}" alt="" width="13" height="13">&nbsp;{text}'
             in content
         )
+
+
+def test_lists_show_dates_compactly_in_the_sites_time_zone(viewer, settings):
+    # A laptop's list has no room for "March 2, 2024, 11:30 p.m.": the short date, then
+    # the time, each on one line, so a narrow column wraps between them only.
+    settings.TIME_ZONE = "America/Sao_Paulo"
+    when = dt.datetime(2024, 3, 3, 2, 30, tzinfo=dt.timezone.utc)  # 23:30 on the 2nd there
+    WebhookEventFactory(received_at=when, sent_at=None)
+    FileDownloadFactory(downloaded_at=when)
+    compact = '<span class="nowrap">03/02/2024</span> <span class="nowrap">11:30 p.m.</span>'
+    for model in ("webhookevent", "filedownload"):
+        content = viewer.get(changelist(model)).content.decode()
+        assert compact in content, model
+        assert "eduzz_webhooks/changelist.css" in content  # long titles and values wrap
+    ordered = viewer.get(changelist("webhookevent"), {"o": "5"}).context["cl"]
+    assert ordered.get_ordering_field_columns() == {5: "asc"}  # still sortable by date
+
+
+def test_event_list_keeps_each_status_on_one_line(viewer):
+    WebhookEventFactory(status=WebhookEvent.Status.FAILED, event_type="nutror.file_downloaded")
+    content = viewer.get(changelist("webhookevent")).content.decode()
+    assert '<span class="eduzz-status"><img src="/static/admin/img/icon-no.svg"' in content
+    assert "nutror.<wbr>file_downloaded" in content  # the type may break after its dot

@@ -252,7 +252,7 @@ def test_event_list_is_portuguese(admin_client: Any) -> None:
     html = response.content.decode()
     assert response.status_code == 200
     assert "Reprocessar os eventos selecionados" in html  # the action
-    for text in ("Id do evento", "Tipo de evento", "Status", "Tentativas de processamento"):
+    for text in ("Id do evento", "Tipo de evento", "Status", "Tentativas"):
         assert f">{text}<" in html, text
     assert "&nbsp;processado" in html  # the status badges
     assert "&nbsp;com falha" in html

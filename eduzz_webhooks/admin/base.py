@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -10,6 +11,9 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format, time_format
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import FileDownload
@@ -20,10 +24,31 @@ else:
     ModelAdmin = admin.ModelAdmin
 
 
+def short_datetime(value: dt.datetime | None) -> str | None:
+    """``value`` as a list shows it: compact, in the current time zone (``None`` stays empty).
+
+    The short date and the time, each kept on one line: in a narrow column the
+    time goes under the date, never half of it (the admin keeps a datetime on
+    one line, too wide for a laptop's list).
+    """
+    if value is None:
+        return None
+    local = timezone.localtime(value)
+    return format_html(
+        '<span class="nowrap">{}</span> <span class="nowrap">{}</span>',
+        date_format(local, "SHORT_DATE_FORMAT"),
+        time_format(local, "TIME_FORMAT"),
+    )
+
+
 class ReadOnlyAdmin(ModelAdmin):
     """Viewing needs the model's view permission; nothing can be added, changed or deleted."""
 
     show_full_result_count = False  # no COUNT(*) of the whole table on every page
+
+    class Media:
+        # The lists fit a laptop screen: long column titles and values wrap.
+        css = {"all": ["eduzz_webhooks/changelist.css"]}
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
