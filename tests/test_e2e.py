@@ -192,7 +192,7 @@ def test_a_producer_finds_exports_and_replays_downloads(
         page.check("#action-toggle")
         page.select_option("select[name=action]", "replay")
         page.click("button[name=index]")
-        expect(page.locator("ul.messagelist")).to_contain_text("1 event replayed and processed.")
+        expect(page.locator("ul.messagelist")).to_contain_text("Replay of 1 event: processed.")
         page.goto(f"{url}/admin/eduzz_webhooks/webhookevent/?status__exact=failed")
         expect(page.locator("#result_list tbody tr")).to_have_count(0)
 
