@@ -1,7 +1,8 @@
 """End to end: the example project in headless Chromium, as a producer uses it.
 
 Runs in ``scripts/check browser`` (marker ``e2e``): Debian's ``chromium`` driven by
-Playwright. Screenshots of the key pages land in ``tests/e2e_screenshots/``.
+Playwright. Screenshots of the key pages land in ``tests/e2e_screenshots/``, those of
+the laptop and wide screen tour named ``<page>-<width>x<height>-<language>.png``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,11 +20,17 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps
 from django.utils import translation
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 
-from eduzz_webhooks.models import FileDownload
+from eduzz_webhooks.admin.export import COLUMNS
+from eduzz_webhooks.models import FileDownload, WebhookEvent
 from eduzz_webhooks.samples import sample_payload
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +40,31 @@ PROJECT = ROOT / "example_project"
 SHOTS = Path(__file__).resolve().parent / "e2e_screenshots"
 SECRET = "e2e-secret-0123456789abcdef"
 CHROMIUM = os.environ.get("EDUZZ_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIME_ZONE = "America/Sao_Paulo"  # the example project's
+SCREENS = [(1366, 768), (1920, 1080)]  # a laptop, a wide screen
+LANGUAGES = [("en", "en-US"), ("pt-br", "pt-BR")]  # Django's code, the browser's locale
+LISTS = ["webhookevent", "filedownload", "learner", "course", "lesson", "producer"]
+# How a list fits: the page and the table need no horizontal scrolling (the admin
+# scrolls a wide table inside .results), and each status badge is a single line.
+FIT = """() => {
+    const results = document.querySelector("#changelist .results");
+    return {
+        page: [document.documentElement.scrollWidth, window.innerWidth],
+        table: results ? [results.scrollWidth, results.clientWidth] : null,
+        badges: [...document.querySelectorAll("#result_list .eduzz-status")].map(badge => {
+            const size = parseFloat(getComputedStyle(badge).fontSize);
+            return badge.getClientRects().length === 1
+                && badge.getBoundingClientRect().height < 2 * size;
+        }),
+    };
+}"""
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -63,7 +96,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "EDUZZ_SECRET": SECRET,
         "DJANGO_SUPERUSER_PASSWORD": "admin",
-        "PYTHONPATH": str(PROJECT),
+        # This checkout's package first, whatever the virtual environment has installed.
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(PROJECT)]),
     }
     manage(env, "migrate", "--no-input")
     manage(
@@ -137,16 +171,7 @@ def test_a_producer_finds_exports_and_replays_downloads(
     )
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(accept_downloads=True, locale="en-US").new_page()
 
         page.goto(f"{url}/admin/login/")
@@ -209,3 +234,127 @@ def test_a_producer_finds_exports_and_replays_downloads(
         expect(page.locator("#content h1")).to_contain_text(singular)
         page.screenshot(path=SHOTS / "downloads-pt-br.png", full_page=True)
         browser.close()
+
+
+def plural(model: str) -> str:
+    """The model's name in the plural, as the admin writes it (in the active language)."""
+    return str(capfirst(apps.get_model("eduzz_webhooks", model)._meta.verbose_name_plural))
+
+
+def log_in(page: Any, url: str) -> None:
+    page.goto(f"{url}/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{url}/admin/")
+
+
+def test_every_page_reads_well_on_a_laptop_and_a_wide_screen_in_both_languages(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, env = server
+    SHOTS.mkdir(exist_ok=True)
+    # A documented sample, which eduzz_send_event dates now: the insight page's default
+    # period (the last 30 days) has it.
+    out = manage(env, "eduzz_send_event", "nutror.file_downloaded", "--url", f"{url}/eduzz/")
+    assert "200 " in out
+    learner = sample_payload("nutror.file_downloaded")["data"]["learner"]
+    fits: dict[str, object] = {}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for language, locale in LANGUAGES:
+            with translation.override(language):
+                words = {
+                    **{
+                        model: str(
+                            capfirst(
+                                apps.get_model("eduzz_webhooks", model)._meta.verbose_name_plural
+                            )
+                        )
+                        for model in LISTS
+                    },
+                    "processed": str(WebhookEvent.Status.PROCESSED.label),
+                    "insight": gettext("Downloads insight"),
+                    "top learners": gettext("Top learners"),
+                    "per day": gettext("Per day"),
+                    "history": gettext("See them all in the download list"),
+                    "csv date": f"{COLUMNS[0][1]} ({TIME_ZONE})",
+                }
+            context = browser.new_context(
+                accept_downloads=True, locale=locale, viewport={"width": 1366, "height": 768}
+            )
+            page = context.new_page()
+            log_in(page, url)
+            expect(page.locator("html")).to_have_attribute("lang", language)
+            for width, height in SCREENS:
+                page.set_viewport_size({"width": width, "height": height})
+
+                def shot(name: str, size: str = f"{width}x{height}-{language}") -> None:
+                    page.screenshot(path=SHOTS / f"{name}-{size}.png", full_page=True)  # noqa: B023
+
+                for model in LISTS:
+                    page.goto(f"{url}/admin/eduzz_webhooks/{model}/")
+                    expect(page.locator("#result_list tbody tr").first).to_be_visible()
+                    fit = page.evaluate(FIT)
+                    fits[f"{model} {width}x{height} {language}"] = fit
+                    page_width, window = fit["page"]
+                    table, room = fit["table"]
+                    assert page_width <= window, (model, width, language, fit)
+                    assert table <= room, (model, width, language, fit)
+                    assert all(fit["badges"]), (model, width, language, fit)
+                    shot(model)
+                    expect(page.locator(".breadcrumbs")).to_contain_text(words[model])
+                    if model == "webhookevent":
+                        assert fit["badges"]  # the list has statuses to measure
+                        expect(page.locator("#result_list")).to_contain_text(words["processed"])
+
+                # A download's page: its title dated in the site's time zone.
+                page.goto(f"{url}/admin/eduzz_webhooks/filedownload/?q={learner['email']}")
+                page.locator("#result_list tbody tr a").first.click()
+                expect(page.locator("#content h2")).to_contain_text(learner["name"])
+                title = page.locator("#content h2").inner_text()
+                local = dt.datetime.now(ZoneInfo(TIME_ZONE))
+                assert f"{local:%Y-%m-%d}" in title or (
+                    f"{local - dt.timedelta(minutes=5):%Y-%m-%d}" in title
+                ), title
+                shot("download")
+
+                # The insight page: a chart with both axes, a <title> per day, the learners' line.
+                page.goto(f"{url}/admin/eduzz_webhooks/filedownload/insight/")
+                expect(page.locator("#content h1")).to_contain_text(words["insight"])
+                chart = page.locator("svg[aria-labelledby=insight-chart-title]")
+                expect(chart).to_be_visible()
+                expect(chart.locator(".insight-axis-title").first).to_have_text(words["per day"])
+                expect(chart.locator(".insight-axis-title").last).to_contain_text(TIME_ZONE)
+                assert chart.locator(".insight-dates text").count() >= 2  # the date axis
+                assert chart.locator(".insight-value").count() >= 2  # the value axis
+                days = chart.locator("a.insight-day")
+                assert days.count() == 30
+                assert chart.locator("a.insight-day > title").count() == 30
+                assert all(days.nth(n).locator("title").text_content() for n in (0, 29))
+                expect(chart.locator("polyline.insight-learners")).to_have_count(1)
+                expect(page.locator("select[name=course] option")).not_to_have_count(1)
+                top = page.locator("#insight-top-learners")
+                expect(top.locator("caption")).to_have_text(words["top learners"])
+                shot("insight")
+
+                # From the top learners to the learner's page: their download history.
+                top.locator("a", has_text=learner["name"]).click()
+                expect(page).to_have_url(re.compile(r"/admin/eduzz_webhooks/learner/\d+/change/"))
+                expect(page.locator("#content")).to_contain_text(learner["email"])
+                expect(page.locator("#content")).to_contain_text(words["history"])
+                shot("learner")
+
+                # The CSV export: its date column names the time zone of its dates.
+                page.goto(f"{url}/admin/eduzz_webhooks/filedownload/")
+                with page.expect_download() as info:
+                    page.locator("a[href*='/filedownload/export/']").click()
+                text = Path(info.value.path()).read_text("utf-8")
+                header = next(csv.reader(io.StringIO(text)))
+                assert header[0] == words["csv date"], header
+            context.close()
+        browser.close()
+    print(json.dumps(fits, indent=1))  # the measurements, with pytest -s
