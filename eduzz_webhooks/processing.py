@@ -119,9 +119,10 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     With ``enqueue`` (background mode) the delivery only stores the event and
     hands it to ``enqueue`` inside the event's own transaction; a worker then
     runs :func:`process`. A duplicate of a stored event does nothing, unless
-    that event had failed: then this delivery runs it again (a manual re-send
-    from Eduzz is how producers retry). Raises an ``UNAVAILABLE`` error if
-    the database is down.
+    that event had failed or its attempt was abandoned (``ATTEMPT_TIMEOUT``):
+    then this delivery runs it again (a manual re-send from Eduzz is how
+    producers retry). A body that is not a usable envelope is kept as failed.
+    Raises an ``UNAVAILABLE`` error if the database is down.
     """
     if envelope.error:  # kept as failed: nothing to parse, build or queue
         handler, enqueue, data, error = None, None, None, envelope.error
