@@ -312,7 +312,7 @@ def test_downloads_search_finds_what_djangos_finds(people, term, search_ids, mon
     assert not duplicates
 
 
-@pytest.mark.parametrize("term", ["ana.souza@example.com", "ana souza", "example Souza", "li"])
+@pytest.mark.parametrize("term", ["ana.souza@example.com", "ana souza", "example Souza", "Lima"])
 @pytest.mark.parametrize("search_ids", [10_000, 1])
 def test_learners_search_finds_what_djangos_finds(people, term, search_ids, monkeypatch):
     monkeypatch.setattr(LearnerAdmin, "search_ids", search_ids)
