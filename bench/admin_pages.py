@@ -125,6 +125,7 @@ PAGES = [
     changelist("filedownload", "sorted by learner", o=1),
     changelist("filedownload", "a month, sorted by learner", o=1, **JUNE),
     changelist("filedownload", "page 100", p=100),
+    changelist("filedownload", "counts beside the filters", _facets="True"),
     change("filedownload", DOWNLOAD_ID),
     Page("CSV export: a full e-mail, all", "filedownload_export", {"q": EMAIL}, chunks=0),
     Page(
