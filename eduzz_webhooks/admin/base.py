@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Count, Max, Min, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -238,7 +239,8 @@ class ReadOnlyAdmin(ModelAdmin):
         looked up first (one query, with no join), and the list is filtered by
         their ids, which its indexes find, instead of comparing the text of
         every row of the list with a join. A table with more matching rows than
-        its share of ``search_ids`` is compared with a join, as Django does:
+        its share of ``search_ids`` (and of the parameters the database takes
+        in a query) is compared with a join, as Django does:
         so many rows are found early in any order. No row matches twice (the
         paths are forward foreign keys).
         """
@@ -246,7 +248,11 @@ class ReadOnlyAdmin(ModelAdmin):
         per_word = [tables for tables in found if tables is not None]
         if not per_word or len(per_word) < len(found):
             return super().get_search_results(request, queryset, search_term)
-        share = max(1, self.search_ids // len(per_word[0]))
+        share = self.search_ids // len(per_word[0])
+        max_params = connections[queryset.db].features.max_query_params
+        if max_params:  # the database's limit (SQLite's), a few parameters left for the rest
+            share = min(share, max_params // (len(per_word[0]) + 1))
+        share = max(1, share)
         matches = Q()
         for path, (model, _lookups) in per_word[0].items():
             words = [tables[path][1] for tables in per_word]
