@@ -240,9 +240,9 @@ class ReadOnlyAdmin(ModelAdmin):
         their ids, which its indexes find, instead of comparing the text of
         every row of the list with a join. A table with more matching rows than
         its share of ``search_ids`` (and of the parameters the database takes
-        in a query) is compared with a join, as Django does:
-        so many rows are found early in any order. No row matches twice (the
-        paths are forward foreign keys).
+        in a query) is compared with a join, as Django does: so many rows are
+        found early in any order. No row matches twice (the paths are forward
+        foreign keys).
         """
         found = [self.search_lookups(word) for word in search_words(search_term)]
         per_word = [tables for tables in found if tables is not None]
