@@ -1,14 +1,9 @@
 """Store, deduplicate, build records and announce: no HTTP in here.
 
-The view, ``eduzz_replay``, ``eduzz_import`` and the background task all go
-through :func:`receive` or :func:`process`, so every path has the same
-semantics:
-
-* the event is stored before any processing and survives every failure of it;
-* the records of one event are written in one transaction, together with the
-  event itself on first delivery;
-* signals are sent after that commit, and the event's final status is written
-  after them (``processed``, or ``failed`` with the error).
+Every path (the view, the commands, the admin, the background task) goes through
+:func:`receive` or :func:`process`: the event is stored before any processing and survives
+its failures; an event's records are written in one transaction, with the event itself on
+first delivery; signals follow that commit, and the event's final status follows them.
 """
 
 from __future__ import annotations
@@ -116,13 +111,10 @@ HANDLERS: dict[str, Handler] = {
 def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | None = None) -> Result:
     """Take one authentic delivery: store it if new, process it, announce it.
 
-    With ``enqueue`` (background mode) the delivery only stores the event and
-    hands it to ``enqueue`` inside the event's own transaction; a worker then
-    runs :func:`process`. A duplicate of a stored event does nothing, unless
-    that event had failed or its attempt was abandoned (``ATTEMPT_TIMEOUT``):
-    then this delivery runs it again (a manual re-send from Eduzz is how
-    producers retry). A body that is not a usable envelope is kept as failed.
-    Raises an ``UNAVAILABLE`` error if the database is down.
+    With ``enqueue`` (background mode) it only stores the event and calls ``enqueue`` in the
+    event's transaction. A duplicate does nothing, unless the stored event failed or its
+    attempt was abandoned (``ATTEMPT_TIMEOUT``): then this delivery runs it again. A body
+    that is not a usable envelope is kept as failed. Raises ``UNAVAILABLE`` errors.
     """
     if envelope.error:  # kept as failed: nothing to parse, build or queue
         handler, enqueue, data, error = None, None, None, envelope.error
@@ -169,11 +161,8 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
 
 
 def process(event: WebhookEvent) -> Result:
-    """(Re)build a stored event's records, then announce it.
+    """(Re)build the records of an event :func:`claim` or :func:`start` took, then announce it.
 
-    Used for re-deliveries of failed events, by ``eduzz_replay``, the admin's
-    replay action and the background task, always on an event that
-    :func:`claim` or :func:`start` has taken, which counted the attempt.
     Records are upserted, so running it again never duplicates them.
     """
     if isinstance(event.payload, dict) and event.payload.get("pruned") is True:
@@ -210,18 +199,12 @@ def claim(
     queued: bool = False,
     stale_after: dt.timedelta | None = None,
 ) -> WebhookEvent | None:
-    """Take an event for another attempt; of concurrent claimants one wins.
+    """Take an event for another attempt by compare-and-set; return it, or ``None``.
 
-    One conditional ``UPDATE`` (compare-and-set) moves it to ``received`` and
-    counts the attempt. It takes an event in ``status`` (as read by the
-    caller), or by default one that failed or whose attempt was abandoned. A
-    ``received`` event is
-    abandoned when its attempt started more than ``stale_after`` ago (by
-    default the ``ATTEMPT_TIMEOUT`` setting), or when no attempt started that
-    long after it arrived (a lost task); one in progress is never taken. With
-    ``queued`` the attempt is left for a background task to :func:`start`.
-    Returns the event, or ``None`` if another claimant won or there is
-    nothing to take; pass it on to :func:`process`.
+    It takes an event in ``status`` (as the caller read it), by default one that failed or
+    was abandoned: ``received`` with no attempt started (or it arrived) in the last
+    ``stale_after`` (default ``ATTEMPT_TIMEOUT``). Of concurrent claimants one wins. The
+    attempt is counted, or with ``queued`` left for a background task to :func:`start`.
     """
     now = timezone.now()
     timeout = conf.ATTEMPT_TIMEOUT if stale_after is None else stale_after
@@ -248,12 +231,9 @@ def abandoned(limit: int) -> list[str]:
 
 
 def start(event_id: str) -> WebhookEvent | None:
-    """Start the attempt a background task was queued for; of concurrent tasks one wins.
+    """Start the attempt a background task was queued for, as :func:`claim` does.
 
-    The same compare-and-set as :func:`claim`, on an event that waits for its
-    task (``received``, no attempt started). Returns the event, or ``None``
-    when there is nothing to start (another task, a replay or a re-delivery
-    took it); pass it on to :func:`process`.
+    Returns ``None`` when something else (a task, a replay, a re-delivery) took the event.
     """
     started = WebhookEvent.objects.filter(
         event_id=event_id, status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
