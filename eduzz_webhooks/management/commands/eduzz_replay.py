@@ -41,7 +41,6 @@ class Command(EduzzCommand):
         parser.add_argument(
             "--older-than",
             type=float,
-            default=None,
             metavar="MINUTES",
             help=_(
                 "When an unfinished attempt counts as abandoned, for --pending and for "
