@@ -294,12 +294,9 @@ def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: An
         responses = handler.announce(event, record) if handler else []
         responses += signals.event_received.send_robust(sender=WebhookEvent, event=event)
         errors = [(receiver, exc) for receiver, exc in responses if isinstance(exc, Exception)]
-        if errors:
-            _finish(event, WebhookEvent.Status.FAILED, _describe_receiver_errors(errors))
-            result.outcome = Outcome.FAILED
-        else:
-            _finish(event, WebhookEvent.Status.PROCESSED, "")
-            result.outcome = Outcome.PROCESSED
+        outcome = Outcome.FAILED if errors else Outcome.PROCESSED
+        _finish(event, WebhookEvent.Status(outcome.value), _describe_receiver_errors(errors))
+        result.outcome = outcome
 
     # Outside any transaction this runs at once; inside one (say, a host that
     # calls us from its own atomic block), only after it commits.
