@@ -55,18 +55,21 @@ class Result:
 UNAVAILABLE = (OperationalError, InterfaceError)
 
 
-# -- handlers: one per modelled event type ---------------------------------------
+# -- the modelled event type: nutror.file_downloaded --------------------------------
 
 
-@dataclass(frozen=True)
-class Handler:
-    parse: Callable[[Any], Any]
-    # store(event, data, new): write the event's records; ``new``: it has none yet.
-    store: Callable[[WebhookEvent, Any, bool], Any]
-    announce: Callable[[WebhookEvent, Any], list[tuple[Any, Any]]]
+def _parse(event_type: str, data: Any) -> tuple[FileDownloadData | None, str]:
+    """The event's data if its type is modelled, and why it can't be used."""
+    if event_type != FILE_DOWNLOADED:
+        return None, ""
+    try:
+        return parse_file_downloaded(data), ""
+    except InvalidEventData as exc:
+        return None, str(exc)
 
 
-def _store_file_download(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
+def _store(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
+    """Write the event's records; ``new``: it has none yet."""
     # Shared rows in a fixed order, so that concurrent events that must update
     # some of them lock them in the same order.
     producer = Producer.objects.ensure(
@@ -94,17 +97,6 @@ def _store_file_download(event: WebhookEvent, data: FileDownloadData, new: bool)
     return download
 
 
-def _announce_file_download(event: WebhookEvent, download: FileDownload) -> list[tuple[Any, Any]]:
-    return signals.file_downloaded.send_robust(sender=FileDownload, download=download, event=event)
-
-
-HANDLERS: dict[str, Handler] = {
-    FILE_DOWNLOADED: Handler(
-        parse=parse_file_downloaded, store=_store_file_download, announce=_announce_file_download
-    ),
-}
-
-
 # -- entry points --------------------------------------------------------------------
 
 
@@ -117,10 +109,9 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     that is not a usable envelope is kept as failed. Raises ``UNAVAILABLE`` errors.
     """
     if envelope.error:  # kept as failed: nothing to parse, build or queue
-        handler, enqueue, data, error = None, None, None, envelope.error
+        enqueue, data, error = None, None, envelope.error
     else:
-        handler = HANDLERS.get(envelope.event_type)
-        data, error = (None, "") if enqueue else _parse(handler, envelope.data)
+        data, error = (None, "") if enqueue else _parse(envelope.event_type, envelope.data)
     event = WebhookEvent(
         event_id=envelope.event_id,
         event_type=envelope.event_type,
@@ -132,15 +123,15 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
         claimed_at=None if enqueue else timezone.now(),
     )
     stored = False
-    record = None
+    download = None
     try:
         with transaction.atomic():
             event.save(force_insert=True)
             stored = True
             if enqueue:
                 enqueue(event)
-            elif handler and not error:
-                record = handler.store(event, data, True)
+            elif data is not None:
+                download = _store(event, data, True)
     except UNAVAILABLE:
         raise
     except Exception as exc:
@@ -157,7 +148,7 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     if error:
         logger.warning("Eduzz event %s stored as failed: %s", event.event_id, error)
         return Result(event, Outcome.FAILED)
-    return _announce_on_commit(event, handler, record)
+    return _announce_on_commit(event, download)
 
 
 def process(event: WebhookEvent) -> Result:
@@ -171,25 +162,24 @@ def process(event: WebhookEvent) -> Result:
         WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
         event.status = WebhookEvent.Status.PROCESSED
         return Result(event, Outcome.PRUNED)
-    handler = HANDLERS.get(event.event_type)
     envelope_error = usable_envelope_error(event.payload)
     if envelope_error:  # kept as it came: its stored error says what is wrong
         _finish(event, WebhookEvent.Status.FAILED, event.error or envelope_error)
         return Result(event, Outcome.FAILED)
-    data, error = _parse(handler, event.payload.get("data"))
+    data, error = _parse(event.event_type, event.payload.get("data"))
     if error:
         _finish(event, WebhookEvent.Status.FAILED, error)
         return Result(event, Outcome.FAILED)
     try:
         with transaction.atomic():
-            record = handler.store(event, data, False) if handler else None
+            download = _store(event, data, False) if data is not None else None
     except UNAVAILABLE:
         raise
     except Exception:
         logger.exception("Eduzz event %s: storing its records failed", event.event_id)
         _finish(event, WebhookEvent.Status.FAILED, traceback.format_exc())
         return Result(event, Outcome.FAILED)
-    return _announce_on_commit(event, handler, record)
+    return _announce_on_commit(event, download)
 
 
 def claim(
@@ -249,15 +239,6 @@ def stale(cutoff: dt.datetime) -> Q:
 # -- steps -----------------------------------------------------------------------------
 
 
-def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
-    if handler is None:
-        return None, ""
-    try:
-        return handler.parse(data), ""
-    except InvalidEventData as exc:
-        return None, str(exc)
-
-
 def _is_stored(event_id: str) -> bool:
     return WebhookEvent.objects.filter(event_id=event_id).exists()
 
@@ -287,11 +268,15 @@ def _store_failed(event: WebhookEvent, error: str) -> Result:
     return Result(event, Outcome.FAILED)
 
 
-def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: Any) -> Result:
+def _announce_on_commit(event: WebhookEvent, download: FileDownload | None) -> Result:
     result = Result(event, Outcome.PENDING)
 
     def announce() -> None:
-        responses = handler.announce(event, record) if handler else []
+        responses = []
+        if download:
+            responses = signals.file_downloaded.send_robust(
+                sender=FileDownload, download=download, event=event
+            )
         responses += signals.event_received.send_robust(sender=WebhookEvent, event=event)
         errors = [(receiver, exc) for receiver, exc in responses if isinstance(exc, Exception)]
         outcome = Outcome.FAILED if errors else Outcome.PROCESSED
