@@ -15,20 +15,21 @@ from .models import WebhookEvent
 
 MIN_SECRET_LENGTH = 16
 
-# The accessors of conf that judge a value, the id of their error and its hint.
-VALIDATED = [
-    ("SECRETS", "E002", "Copy each key from the Eduzz panel (Configurações > Chaves)."),
-    (
-        "NAIVE_DATETIME_TIMEZONE",
+# Each accessor of conf that judges a value: the id of its error and the error's hint. The
+# first judges the setting as a whole: without it nothing else can be read.
+VALIDATED = {
+    "user_settings": ("E003", 'EDUZZ_WEBHOOKS = {"SECRETS": ["<key from the Eduzz panel>"]}'),
+    "SECRETS": ("E002", "Copy each key from the Eduzz panel (Configurações > Chaves)."),
+    "NAIVE_DATETIME_TIMEZONE": (
         "E006",
         "Use an IANA name such as 'America/Sao_Paulo' (install the tzdata package where the "
         "system has no time zone database).",
     ),
-    ("MAX_BODY_SIZE", "E008", "See the settings reference."),
-    ("MAX_EVENT_AGE", "E008", "See the settings reference."),
-    ("PAYLOAD_RETENTION_DAYS", "E008", "See the settings reference."),
-    ("ATTEMPT_TIMEOUT", "E008", "See the settings reference."),
-]
+    "MAX_BODY_SIZE": ("E008", "See the settings reference."),
+    "MAX_EVENT_AGE": ("E008", "See the settings reference."),
+    "PAYLOAD_RETENTION_DAYS": ("E008", "See the settings reference."),
+    "ATTEMPT_TIMEOUT": ("E008", "See the settings reference."),
+}
 
 # The databases the app is tested on, by Django's vendor name (MariaDB's is "mysql").
 SUPPORTED_DATABASES = {"postgresql": "PostgreSQL", "mysql": "MariaDB, MySQL", "sqlite": "SQLite"}
@@ -36,22 +37,14 @@ SUPPORTED_DATABASES = {"postgresql": "PostgreSQL", "mysql": "MariaDB, MySQL", "s
 
 @register(Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    try:
-        config = conf.user_settings()
-    except ImproperlyConfigured as exc:
-        return [
-            Error(
-                str(exc),
-                hint='EDUZZ_WEBHOOKS = {"SECRETS": ["<key from the Eduzz panel>"]}',
-                id="eduzz_webhooks.E003",
-            )
-        ]
     messages: list[CheckMessage] = []
-    for name, code, hint in VALIDATED:
+    for name, (code, hint) in VALIDATED.items():
         try:
             getattr(conf, name)
         except ImproperlyConfigured as exc:
             messages.append(Error(str(exc), hint=hint, id=f"eduzz_webhooks.{code}"))
+            if code == "E003":
+                return messages
     if not any(m.id == "eduzz_webhooks.E002" for m in messages) and (
         conf.VERIFY_SIGNATURE and not conf.SECRETS
     ):
@@ -63,7 +56,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="eduzz_webhooks.E001",
             )
         )
-    unknown = sorted(set(config) - set(DEFAULTS))
+    unknown = sorted(set(conf.user_settings) - set(DEFAULTS))
     if unknown:
         messages.append(
             Warning(
@@ -100,7 +93,8 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
                     id="eduzz_webhooks.E004",
                 )
             ]
-    if alias not in task_backends.settings:
+    backend = task_backends.settings.get(alias)
+    if backend is None:
         return [
             Error(
                 f"EDUZZ_WEBHOOKS['TASK_BACKEND'] is {alias!r}, which the TASKS setting does "
@@ -109,7 +103,7 @@ def _check_tasks(alias: str) -> list[CheckMessage]:
                 id="eduzz_webhooks.E005",
             )
         ]
-    if str(task_backends.settings[alias].get("BACKEND", "")).endswith(".ImmediateBackend"):
+    if str(backend.get("BACKEND", "")).endswith(".ImmediateBackend"):
         return [
             Warning(
                 "EDUZZ_WEBHOOKS['PROCESS_IN_BACKGROUND'] is on with ImmediateBackend, which "
@@ -128,36 +122,28 @@ def check_database(
 ) -> list[CheckMessage]:
     """The database the app's events are written to is one it supports (E009).
 
-    Inspected only when the caller names it among ``databases``, as Django's own database
-    checks do (``manage.py check`` names them all). Versions are left to Django, which
-    refuses to connect to a server older than it supports.
+    Only when the caller names it among ``databases``, as for Django's own database checks;
+    versions are left to Django, which refuses servers older than it supports.
     """
     alias = router.db_for_write(WebhookEvent)
     if not databases or alias not in databases:
         return []
-    connection = connections[alias]
-    supported = ", ".join(SUPPORTED_DATABASES.values())
-    if connection.vendor not in SUPPORTED_DATABASES:
-        return [
-            Error(
-                f"eduzz_webhooks writes to the database {alias!r}, whose vendor "
-                f"{connection.vendor!r} it does not support.",
-                hint=f"Use one of {supported} for the app's models (DATABASES, or "
-                "DATABASE_ROUTERS to give them a database of their own).",
-                id="eduzz_webhooks.E009",
-            )
-        ]
-    if not connection.features.supports_json_field:
-        return [
-            Error(
-                f"eduzz_webhooks writes to the database {alias!r} ({connection.vendor}), "
-                "which lacks the JSON support that stored events need.",
-                hint=f"Use one of {supported} with JSON support; SQLite needs its JSON1 "
-                "extension (built in since SQLite 3.38).",
-                id="eduzz_webhooks.E009",
-            )
-        ]
-    return []
+    vendor = connections[alias].vendor
+    if vendor not in SUPPORTED_DATABASES:
+        problem = f"whose vendor {vendor!r} it does not support"
+    elif not connections[alias].features.supports_json_field:
+        problem = f"({vendor}), which lacks the JSON support that stored events need"
+    else:
+        return []
+    return [
+        Error(
+            f"eduzz_webhooks writes to the database {alias!r} {problem}.",
+            hint=f"Use one of {', '.join(SUPPORTED_DATABASES.values())} with JSON support "
+            "(SQLite has it built in since 3.38) for the app's models: DATABASES, or "
+            "DATABASE_ROUTERS to give them a database of their own.",
+            id="eduzz_webhooks.E009",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

@@ -1,10 +1,8 @@
 """The app's settings, read from ``settings.EDUZZ_WEBHOOKS`` when asked for.
 
 Every accessor reads Django's settings at call time, so ``override_settings``
-works in tests, and raises ``ImproperlyConfigured`` for a value it cannot use;
-the system checks (:mod:`eduzz_webhooks.checks`) call the same accessors, so
-a value is judged in one place. The defaults are documented in
-``docs/settings.rst``.
+works, and raises ``ImproperlyConfigured`` for a value it cannot use; the
+system checks call the same accessors. Defaults: ``docs/settings.rst``.
 """
 
 from __future__ import annotations
@@ -33,15 +31,15 @@ DEFAULTS: dict[str, Any] = {
 class Settings:
     """Typed view of ``settings.EDUZZ_WEBHOOKS``."""
 
+    @property
     def user_settings(self) -> dict[str, Any]:
-        """The setting as the project wrote it."""
         value = getattr(settings, "EDUZZ_WEBHOOKS", None) or {}
         if not isinstance(value, dict):
             raise ImproperlyConfigured("The EDUZZ_WEBHOOKS setting must be a dict.")
         return value
 
     def _get(self, name: str) -> Any:
-        return self.user_settings().get(name, DEFAULTS[name])
+        return self.user_settings.get(name, DEFAULTS[name])
 
     @property
     def SECRETS(self) -> list[str | bytes]:
@@ -61,8 +59,7 @@ class Settings:
 
     @property
     def MAX_BODY_SIZE(self) -> int:
-        value: int = self._number("MAX_BODY_SIZE", whole=True, minimum=1)
-        return value
+        return int(self._number("MAX_BODY_SIZE", minimum=1, whole=True))
 
     @property
     def NAIVE_DATETIME_TIMEZONE(self) -> zoneinfo.ZoneInfo:
@@ -77,7 +74,7 @@ class Settings:
 
     @property
     def MAX_EVENT_AGE(self) -> float | None:
-        value = self._number("MAX_EVENT_AGE", whole=False, minimum=0.001, optional=True)
+        value = self._number("MAX_EVENT_AGE", minimum=0.001, optional=True)
         return None if value is None else float(value)
 
     @property
@@ -91,23 +88,23 @@ class Settings:
     @property
     def PAYLOAD_RETENTION_DAYS(self) -> int | None:
         value: int | None = self._number(
-            "PAYLOAD_RETENTION_DAYS", whole=True, minimum=0, optional=True
+            "PAYLOAD_RETENTION_DAYS", minimum=0, whole=True, optional=True
         )
         return value
 
     @property
     def ATTEMPT_TIMEOUT(self) -> dt.timedelta:
-        seconds = self._number("ATTEMPT_TIMEOUT", whole=False, minimum=1)
-        return dt.timedelta(seconds=seconds)
+        return dt.timedelta(seconds=self._number("ATTEMPT_TIMEOUT", minimum=1))
 
-    def _number(self, name: str, *, whole: bool, minimum: float, optional: bool = False) -> Any:
+    def _number(
+        self, name: str, *, minimum: float, whole: bool = False, optional: bool = False
+    ) -> Any:
         value = self._get(name)
         if value is None and optional:
             return None
-        types = (int,) if whole else (int, float)
         if (
             isinstance(value, bool)
-            or not isinstance(value, types)
+            or not isinstance(value, int if whole else (int, float))
             or not math.isfinite(value)
             or value < minimum
         ):

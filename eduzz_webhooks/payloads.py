@@ -179,12 +179,36 @@ def _clean_str(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-# Every time zone lies within 14 hours of UTC. An instant closer than a day to
-# the ends of years 1-9999 can't be shown in every zone (converting it to
-# local time overflows), so it is no date-time to keep.
+# The date-times the app keeps: instants whose date lies within years 2 to
+# 9998 in every time zone. No zone's offset reaches a day, historic ones
+# included (the largest are the local mean times of 19th-century Manila,
+# -15:56, and Metlakatla, +15:13), so these bounds are a day inside those years
+# in UTC. Then whatever a page derives from a kept date, in any zone, stays
+# within Python's years 1 to 9999: its local time, its day, week, month or year
+# (TruncDay, the admin's date_hierarchy) and the start of the next one.
+EARLIEST = dt.datetime(2, 1, 2, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+# The years kept dates fall in, in any time zone: the days a page may be asked for.
+KEPT_YEARS = range(EARLIEST.year, LATEST.year + 1)
+# An offset written in a date-time: no time zone has had one over 14 hours since
+# 1900, and PostgreSQL refuses those of 16 hours or more.
 MAX_OFFSET = dt.timedelta(hours=14)
-EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
-LATEST = dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+
+
+def kept_instant(value: dt.datetime) -> dt.datetime | None:
+    """``value`` in UTC if it is a date-time the app keeps, else ``None``.
+
+    Kept: an aware ``value`` whose offset is at most ``MAX_OFFSET`` and whose
+    instant lies within ``EARLIEST``..``LATEST``.
+    """
+    offset = value.utcoffset()
+    if offset is None or abs(offset) > MAX_OFFSET:
+        return None
+    try:
+        utc = value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        return None
+    return utc if EARLIEST <= utc <= LATEST else None
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:
@@ -192,9 +216,8 @@ def parse_datetime(value: Any) -> dt.datetime | None:
 
     ``2023-09-25T19:04:09Z``, ``2023-08-31T18:34:23.023Z`` and
     ``2023-09-06 17:32:14``; a value without a zone is taken in the
-    ``NAIVE_DATETIME_TIMEZONE`` setting. Returns ``None`` if it isn't one: not
-    a date-time, an offset no time zone has (over 14 hours), or an instant
-    outside ``EARLIEST``..``LATEST``.
+    ``NAIVE_DATETIME_TIMEZONE`` setting. Returns ``None`` if it isn't one, or
+    is not a date-time the app keeps (:func:`kept_instant`).
     """
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -203,15 +226,11 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         text = text[:-1] + "+00:00"
     try:
         parsed = dt.datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
-        offset = parsed.utcoffset()
-        utc = parsed.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
-    if offset is None or abs(offset) > MAX_OFFSET or not EARLIEST <= utc <= LATEST:
-        return None
-    return utc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=conf.NAIVE_DATETIME_TIMEZONE)
+    return kept_instant(parsed)
 
 
 # -- event data ---------------------------------------------------------------

@@ -1,31 +1,10 @@
 """Learners' personal data under Brazil's LGPD: erasure on request, and payload retention.
 
-A person is known by an e-mail address. Erasing one anonymises, in one
-transaction, everything the app keeps about them, and deletes nothing, so
-that counts (downloads per course, events per type) stay true:
-
-* their ``Learner`` row gets an address nobody can own (``erased-<pk>@invalid``:
-  RFC 2606 reserves ``.invalid``) and a blank name, and keeps its downloads; a
-  ``Producer`` row with that address (a producer who is also a learner) gets
-  the same address and loses its name and Eduzz id;
-* the stored events are found by the database: documented events (the
-  samples) whose ``data.learner``, ``data.buyer`` or ``data.producer`` holds
-  the address; events of other types whose payload contains it anywhere; and
-  events whose stored error contains it. In each, the person object holding
-  the address (any object with that ``email``) keeps its keys but gets the
-  anonymous address and every other value emptied (name, phone, ...); the
-  address is replaced wherever else it appears in the payload's text and in
-  the error, and their name is removed from the error.
-
-An address is found in every letter case and Unicode normal form, on every
-database: what Eduzz sent is stored as sent, and a database lowercases ASCII
-only (SQLite) and compares code points, not normal forms. So the database
-only narrows the rows down to those containing the address's ASCII pieces
-(:func:`_ascii_pieces`), and Python decides, comparing
-:func:`~eduzz_webhooks.payloads.canonical_email` forms.
-
-The payloads carry the same anonymous address as the rows, so replaying an
-erased event links it to the same anonymised learner: counts survive replays.
+What erasing an address does is in docs/commands.rst (``eduzz_erase_learner``). An address is
+found in every letter case and Unicode normal form, on every database: a database lowercases
+ASCII only (SQLite) and compares code points, not normal forms. So the database only narrows the
+rows down to those containing the address's ASCII pieces (:func:`_ascii_pieces`), and Python
+decides, comparing :func:`~eduzz_webhooks.payloads.canonical_email` forms.
 """
 
 from __future__ import annotations
@@ -34,13 +13,14 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, F, Func, JSONField, Q, QuerySet, TextField
+from django.db.models import F, Func, JSONField, Q, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Lower, Trim
 from django.db.models.sql.compiler import SQLCompiler
@@ -51,7 +31,7 @@ from .models import FileDownload, Learner, Producer, WebhookEvent
 from .payloads import canonical_email
 from .samples import SAMPLE_EVENTS
 
-ANONYMOUS_DOMAIN = "invalid"
+ANONYMOUS_DOMAIN = "invalid"  # RFC 2606 reserves it: nobody can own an address there
 
 # Where the documented events (``samples.SAMPLE_EVENTS``) put a person's e-mail: Nutror's
 # learner, MyEduzz's buyer, and the producer (who may be a learner too).
@@ -70,12 +50,12 @@ PRUNED_MARKER = "pruned"
 # -- erasure -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class ErasureReport:
     """What erasing one e-mail address did. Nothing found: every count is 0."""
 
     email: str
-    anonymous_email: str = ""
+    anonymous_email: str = ""  # what replaced the address; "" when nothing was found
     learners: int = 0
     downloads: int = 0  # the anonymised learners' downloads, all kept
     producers: int = 0
@@ -83,23 +63,22 @@ class ErasureReport:
 
     @property
     def found(self) -> bool:
-        return bool(self.learners or self.producers or self.payloads)
+        return bool(self.anonymous_email)
+
+    def anonymise(self) -> str:
+        """The anonymous address, given out on first use."""
+        if not self.anonymous_email:
+            self.anonymous_email = _fresh_address()
+        return self.anonymous_email
 
     def __str__(self) -> str:
         if not self.found:
-            return gettext("No data for this e-mail: %(email)s") % {"email": self.email}
+            return gettext("No data for this e-mail: %(email)s") % vars(self)
         return gettext(
-            "%(email)s is now %(anonymous)s: %(learners)d learner(s) anonymised "
+            "%(email)s is now %(anonymous_email)s: %(learners)d learner(s) anonymised "
             "(%(downloads)d download(s) kept), %(producers)d producer(s) anonymised, "
             "%(payloads)d stored event(s) scrubbed."
-        ) % {
-            "email": self.email,
-            "anonymous": self.anonymous_email,
-            "learners": self.learners,
-            "downloads": self.downloads,
-            "producers": self.producers,
-            "payloads": self.payloads,
-        }
+        ) % vars(self)
 
 
 def normalize_email(email: str) -> str:
@@ -111,11 +90,6 @@ def normalize_email(email: str) -> str:
     if "@" not in text or len(text) > 254:
         raise ValueError(gettext("%(email)r is not an e-mail address.") % {"email": email})
     return text
-
-
-def is_anonymous(email: str) -> bool:
-    """Whether ``email`` is an address that erasure gave out (nobody's personal data)."""
-    return email.lower().endswith("@" + ANONYMOUS_DOMAIN)
 
 
 def erase_learner(email: str) -> ErasureReport:
@@ -136,46 +110,19 @@ def erase_learners(emails: Iterable[str]) -> list[ErasureReport]:
     ``ERASE_GROUP_SIZE``, each group in one transaction with one search of the
     stored events, so erasing a hundred costs about as much as erasing one.
     """
-    asked = list(dict.fromkeys(normalize_email(email) for email in emails))
-    erasures = {email: _Erasure(email) for email in asked if not is_anonymous(email)}
-    pending = list(erasures.values())
+    reports = {email: ErasureReport(email) for email in map(normalize_email, emails)}
+    # An address that erasure gave out is nobody's personal data.
+    pending = [email for email in reports if not email.endswith("@" + ANONYMOUS_DOMAIN)]
     for start in range(0, len(pending), ERASE_GROUP_SIZE):
-        group = {erasure.email: erasure for erasure in pending[start : start + ERASE_GROUP_SIZE]}
+        group = {email: reports[email] for email in pending[start : start + ERASE_GROUP_SIZE]}
         with transaction.atomic():
-            _anonymise_learners(group)
-            _anonymise_producers(group)
-            _scrub_events(group)
-    return [
-        erasures[email].report() if email in erasures else ErasureReport(email) for email in asked
-    ]
+            _scrub_events(group, _anonymise_people(group))
+    return list(reports.values())
 
 
 def _fresh_address() -> str:
     # Random, not derived from the e-mail: a hash of it could be matched back to the person.
     return f"erased-{uuid.uuid4().hex}@{ANONYMOUS_DOMAIN}"
-
-
-@dataclass
-class _Erasure:
-    email: str
-    # Replaced by the learner's ``erased-<pk>`` address when there is a learner.
-    anonymous: str = field(default_factory=_fresh_address)
-    names: set[str] = field(default_factory=set)
-    learners: int = 0
-    downloads: int = 0
-    producers: int = 0
-    payloads: int = 0
-
-    def report(self) -> ErasureReport:
-        found = self.learners or self.producers or self.payloads
-        return ErasureReport(
-            email=self.email,
-            anonymous_email=self.anonymous if found else "",
-            learners=self.learners,
-            downloads=self.downloads,
-            producers=self.producers,
-            payloads=self.payloads,
-        )
 
 
 # What a database's LIKE finds in any letter case and normal form of an address, however it is
@@ -206,67 +153,52 @@ def _may_hold(name: str, emails: Iterable[str], *, whole: bool) -> Q:
     return match | Q(**{f"{name}__in": exact}) if exact else match
 
 
-def _erasure_of(erasures: dict[str, _Erasure], email: str) -> _Erasure | None:
-    return erasures.get(canonical_email(email.strip()))
+_Person = TypeVar("_Person", Learner, Producer)
 
 
-def _anonymise_learners(erasures: dict[str, _Erasure]) -> None:
-    candidates = (
-        Learner.objects.select_for_update()
+def _people(
+    model: type[_Person], reports: dict[str, ErasureReport]
+) -> list[tuple[_Person, ErasureReport]]:
+    """The rows of ``model`` with one of the addresses, locked, each with its report."""
+    rows = (
+        model.objects.select_for_update()
         .alias(privacy_email=Lower("email"))
-        .filter(_may_hold("privacy_email", erasures, whole=True))
+        .filter(_may_hold("privacy_email", reports, whole=True))
         .order_by("pk")
     )
-    learners = []
-    by_pk: dict[int, _Erasure] = {}
-    for learner in candidates:
-        erasure = _erasure_of(erasures, learner.email)
-        if erasure is None:
-            continue
-        learners.append(learner)
+    found = ((row, reports.get(canonical_email(row.email.strip()))) for row in rows)
+    return [(row, report) for row, report in found if report]
+
+
+def _anonymise_people(reports: dict[str, ErasureReport]) -> dict[str, set[str]]:
+    """Anonymise the learner and producer rows; the names they had, by address."""
+    names: dict[str, set[str]] = defaultdict(set)
+    learners = _people(Learner, reports)
+    for learner, report in learners:
+        names[report.email].add(learner.name)
         learner.email = f"erased-{learner.pk}@{ANONYMOUS_DOMAIN}"
-        if not erasure.learners:
-            erasure.anonymous = learner.email
-        erasure.learners += 1
-        erasure.names.add(learner.name)
         learner.name = ""
-        by_pk[learner.pk] = erasure
-    Learner.objects.bulk_update(learners, ["email", "name"])
-    downloads = (
-        FileDownload.objects.filter(learner__in=list(by_pk))
-        .values_list("learner")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    for learner_pk, count in downloads:
-        by_pk[learner_pk].downloads += count
-
-
-def _anonymise_producers(erasures: dict[str, _Erasure]) -> None:
-    candidates = (
-        Producer.objects.select_for_update()
-        .alias(privacy_email=Lower("email"))
-        .filter(_may_hold("privacy_email", erasures, whole=True))
-        .order_by("pk")
-    )
-    producers = []
-    for producer in candidates:
-        erasure = _erasure_of(erasures, producer.email)
-        if erasure is None:
-            continue
-        producers.append(producer)
+        report.anonymous_email = report.anonymous_email or learner.email
+        report.learners += 1
+    Learner.objects.bulk_update([learner for learner, _ in learners], ["email", "name"])
+    by_pk = {learner.pk: report for learner, report in learners}
+    downloads = FileDownload.objects.filter(learner__in=list(by_pk))
+    for learner_pk in downloads.values_list("learner", flat=True):
+        by_pk[learner_pk].downloads += 1
+    producers = _people(Producer, reports)
+    for producer, report in producers:
+        names[report.email].add(producer.name)
         # The person's address, so that a replayed event finds this row again; a second row
         # (the same address in another letter case or normal form) needs its own, the column
         # being unique.
-        producer.email = _fresh_address() if erasure.producers else erasure.anonymous
-        erasure.producers += 1
-        erasure.names.add(producer.name)
+        producer.email = _fresh_address() if report.producers else report.anonymise()
         producer.name = producer.eduzz_id = ""
-    Producer.objects.bulk_update(producers, ["email", "name", "eduzz_id"])
+        report.producers += 1
+    Producer.objects.bulk_update([row for row, _ in producers], ["email", "name", "eduzz_id"])
+    return names
 
 
-def _scrub_events(erasures: dict[str, _Erasure]) -> None:
-    emails = list(erasures)
+def _scrub_events(reports: dict[str, ErasureReport], names: dict[str, set[str]]) -> None:
     # The database finds the candidate events, so only theirs are loaded. Documented events:
     # JSON key lookups at the places they put a person (stray spaces too). Other event types,
     # and errors: a text search, far slower per row, so only there.
@@ -276,10 +208,10 @@ def _scrub_events(erasures: dict[str, _Erasure]) -> None:
     }
     match = Q()
     for name in keys:
-        match |= _may_hold(name, emails, whole=True)
-    match |= (~Q(event_type__in=SAMPLE_EVENTS) & _may_hold("privacy_text", emails, whole=False)) | (
-        ~Q(error="") & _may_hold("privacy_error", emails, whole=False)
-    )
+        match |= _may_hold(name, reports, whole=True)
+    match |= (
+        ~Q(event_type__in=SAMPLE_EVENTS) & _may_hold("privacy_text", reports, whole=False)
+    ) | (~Q(error="") & _may_hold("privacy_error", reports, whole=False))
     pks = list(
         WebhookEvent.objects.alias(
             privacy_text=Lower(Cast("payload", TextField())), privacy_error=Lower("error"), **keys
@@ -288,7 +220,7 @@ def _scrub_events(erasures: dict[str, _Erasure]) -> None:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    scrubber = _Scrubber(erasures)
+    scrubber = _Scrubber(reports, names)
     for start in range(0, len(pks), ERASE_BATCH_SIZE):
         events = (
             WebhookEvent.objects.select_for_update()
@@ -305,12 +237,12 @@ def _nfc(text: str) -> str:
 
 
 class _Scrubber:
-    def __init__(self, erasures: dict[str, _Erasure]) -> None:
-        self.erasures = erasures
+    def __init__(self, reports: dict[str, ErasureReport], names: dict[str, set[str]]) -> None:
+        self.reports, self.names = reports, names
         # Searched for in NFC text. IGNORECASE compares one character with one, so an address
         # whose lowercase is longer than its uppercase (U+0130 becomes "i" and a dot) is also
         # searched for in uppercase; each match is then checked (:meth:`_replace`).
-        forms = {form for email in erasures for form in (email, _nfc(email.upper()))}
+        forms = {form for email in reports for form in (email, _nfc(email.upper()))}
         alternatives = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
         # Not inside a longer address: "ana@x.com" is not in "joana@x.com" or "ana@x.com.br".
         self.pattern = re.compile(rf"(?<![\w.+\-])(?:{alternatives})(?![\w\-]|\.\w)", re.IGNORECASE)
@@ -320,53 +252,50 @@ class _Scrubber:
         found: dict[str, set[str]] = {}  # e-mail -> the names seen with it in this event
         event.payload = self._value(event.payload, found)
         error = self._text(event.error, found)
-        names = {
-            _nfc(name.strip())
-            for email in found
-            for name in found[email] | self.erasures[email].names
-        }
         if found:
             error = _nfc(error)  # as its names are
+        names = {_nfc(name.strip()) for email in found for name in found[email] | self.names[email]}
         for name in sorted(filter(None, names), key=len, reverse=True):
             error = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "", error, flags=re.IGNORECASE)
         event.error = error
         for email in found:
-            self.erasures[email].payloads += 1
+            self.reports[email].payloads += 1
         return bool(found)
+
+    def _report(self, email: str) -> ErasureReport | None:
+        return self.reports.get(canonical_email(email.strip()))
 
     def _text(self, text: str, found: dict[str, set[str]]) -> str:
         """``text`` with the addresses replaced, then in NFC; unchanged when it has none."""
-        replaced: list[str] = []
-        scrubbed = self.pattern.sub(lambda m: self._replace(m, found, replaced), _nfc(text))
-        return scrubbed if replaced else text
+        nfc = _nfc(text)
+        scrubbed = self.pattern.sub(lambda match: self._replace(match, found), nfc)
+        return scrubbed if scrubbed != nfc else text
+
+    def _replace(self, match: re.Match[str], found: dict[str, set[str]]) -> str:
+        report = self._report(match.group(0))
+        if report is None:  # another address that matches case-insensitively ("ss" for "ß")
+            return match.group(0)
+        found.setdefault(report.email, set())
+        return report.anonymise()
 
     def _value(self, value: Any, found: dict[str, set[str]]) -> Any:
         if isinstance(value, dict):
             email = value.get("email")
-            erasure = _erasure_of(self.erasures, email) if isinstance(email, str) else None
-            if erasure is not None:
-                name = value.get("name")
-                found.setdefault(erasure.email, set()).add(name if isinstance(name, str) else "")
-                return {
-                    key: erasure.anonymous if key == "email" else _emptied(item)
-                    for key, item in value.items()
-                }
-            return {key: self._value(item, found) for key, item in value.items()}
+            report = self._report(email) if isinstance(email, str) else None
+            if report is None:
+                return {key: self._value(item, found) for key, item in value.items()}
+            # The person: keeps its keys, gets the anonymous address and nothing else.
+            name = value.get("name")
+            found.setdefault(report.email, set()).add(name if isinstance(name, str) else "")
+            return {
+                key: report.anonymise() if key == "email" else _emptied(item)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
             return [self._value(item, found) for item in value]
         if isinstance(value, str):
             return self._text(value, found)
         return value
-
-    def _replace(
-        self, match: re.Match[str], found: dict[str, set[str]], replaced: list[str]
-    ) -> str:
-        erasure = _erasure_of(self.erasures, match.group(0))
-        if erasure is None:  # another address that matches case-insensitively ("ss" for "ß")
-            return match.group(0)
-        found.setdefault(erasure.email, set())
-        replaced.append(erasure.email)
-        return erasure.anonymous
 
 
 def _emptied(value: Any) -> Any:
@@ -428,15 +357,6 @@ class PrunedPayload(Func):
         return super().as_sql(compiler, connection, true=true, **extra_context)
 
 
-def prunable(cutoff: dt.datetime) -> QuerySet[WebhookEvent]:
-    """Processed events received before ``cutoff`` whose payload is not pruned yet."""
-    return WebhookEvent.objects.filter(
-        ~Q(payload__has_key=PRUNED_MARKER),
-        status=WebhookEvent.Status.PROCESSED,
-        received_at__lt=cutoff,
-    )
-
-
 def prune_payloads(days: int, *, dry_run: bool = False, batch_size: int = 1000) -> PruneReport:
     """Reduce the payloads of processed events older than ``days`` to :class:`PrunedPayload`.
 
@@ -450,24 +370,17 @@ def prune_payloads(days: int, *, dry_run: bool = False, batch_size: int = 1000) 
     if batch_size < 1:
         raise ValueError(gettext("The batch size must be at least 1."))
     cutoff = timezone.now() - dt.timedelta(days=days)
-    kept = (
-        WebhookEvent.objects.filter(received_at__lt=cutoff)
-        .exclude(status=WebhookEvent.Status.PROCESSED)
-        .count()
+    old = WebhookEvent.objects.filter(received_at__lt=cutoff)
+    kept = old.exclude(status=WebhookEvent.Status.PROCESSED).count()
+    candidates = old.filter(status=WebhookEvent.Status.PROCESSED).exclude(
+        payload__has_key=PRUNED_MARKER
     )
-    candidates = prunable(cutoff)
     if dry_run:
         return PruneReport(cutoff, candidates.count(), kept, dry_run=True)
-    pruned = 0
-    last_pk = 0
-    while True:
-        batch = list(
-            candidates.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not batch:
-            break
+    pruned = last_pk = 0
+    while batch := list(
+        candidates.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
+    ):
         last_pk = batch[-1]
         # The conditions again: an event replayed meanwhile keeps its payload.
         pruned += candidates.filter(pk__in=batch).update(payload=PrunedPayload())

@@ -1,14 +1,9 @@
 """Store, deduplicate, build records and announce: no HTTP in here.
 
-The view, ``eduzz_replay``, ``eduzz_import`` and the background task all go
-through :func:`receive` or :func:`process`, so every path has the same
-semantics:
-
-* the event is stored before any processing and survives every failure of it;
-* the records of one event are written in one transaction, together with the
-  event itself on first delivery;
-* signals are sent after that commit, and the event's final status is written
-  after them (``processed``, or ``failed`` with the error).
+Every path (the view, the commands, the admin, the background task) goes through
+:func:`receive` or :func:`process`: the event is stored before any processing and survives
+its failures; an event's records are written in one transaction, with the event itself on
+first delivery; signals follow that commit, and the event's final status follows them.
 """
 
 from __future__ import annotations
@@ -60,18 +55,21 @@ class Result:
 UNAVAILABLE = (OperationalError, InterfaceError)
 
 
-# -- handlers: one per modelled event type ---------------------------------------
+# -- the modelled event type: nutror.file_downloaded --------------------------------
 
 
-@dataclass(frozen=True)
-class Handler:
-    parse: Callable[[Any], Any]
-    # store(event, data, new): write the event's records; ``new``: it has none yet.
-    store: Callable[[WebhookEvent, Any, bool], Any]
-    announce: Callable[[WebhookEvent, Any], list[tuple[Any, Any]]]
+def _parse(event_type: str, data: Any) -> tuple[FileDownloadData | None, str]:
+    """The event's data if its type is modelled, and why it can't be used."""
+    if event_type != FILE_DOWNLOADED:
+        return None, ""
+    try:
+        return parse_file_downloaded(data), ""
+    except InvalidEventData as exc:
+        return None, str(exc)
 
 
-def _store_file_download(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
+def _store(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
+    """Write the event's records; ``new``: it has none yet."""
     # Shared rows in a fixed order, so that concurrent events that must update
     # some of them lock them in the same order.
     producer = Producer.objects.ensure(
@@ -99,36 +97,21 @@ def _store_file_download(event: WebhookEvent, data: FileDownloadData, new: bool)
     return download
 
 
-def _announce_file_download(event: WebhookEvent, download: FileDownload) -> list[tuple[Any, Any]]:
-    return signals.file_downloaded.send_robust(sender=FileDownload, download=download, event=event)
-
-
-HANDLERS: dict[str, Handler] = {
-    FILE_DOWNLOADED: Handler(
-        parse=parse_file_downloaded, store=_store_file_download, announce=_announce_file_download
-    ),
-}
-
-
 # -- entry points --------------------------------------------------------------------
 
 
 def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | None = None) -> Result:
     """Take one authentic delivery: store it if new, process it, announce it.
 
-    With ``enqueue`` (background mode) the delivery only stores the event and
-    hands it to ``enqueue`` inside the event's own transaction; a worker then
-    runs :func:`process`. A duplicate of a stored event does nothing, unless
-    that event had failed or its attempt was abandoned (``ATTEMPT_TIMEOUT``):
-    then this delivery runs it again (a manual re-send from Eduzz is how
-    producers retry). A body that is not a usable envelope is kept as failed.
-    Raises an ``UNAVAILABLE`` error if the database is down.
+    With ``enqueue`` (background mode) it only stores the event and calls ``enqueue`` in the
+    event's transaction. A duplicate does nothing, unless the stored event failed or its
+    attempt was abandoned (``ATTEMPT_TIMEOUT``): then this delivery runs it again. A body
+    that is not a usable envelope is kept as failed. Raises ``UNAVAILABLE`` errors.
     """
     if envelope.error:  # kept as failed: nothing to parse, build or queue
-        handler, enqueue, data, error = None, None, None, envelope.error
+        enqueue, data, error = None, None, envelope.error
     else:
-        handler = HANDLERS.get(envelope.event_type)
-        data, error = (None, "") if enqueue else _parse(handler, envelope.data)
+        data, error = (None, "") if enqueue else _parse(envelope.event_type, envelope.data)
     event = WebhookEvent(
         event_id=envelope.event_id,
         event_type=envelope.event_type,
@@ -140,15 +123,15 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
         claimed_at=None if enqueue else timezone.now(),
     )
     stored = False
-    record = None
+    download = None
     try:
         with transaction.atomic():
             event.save(force_insert=True)
             stored = True
             if enqueue:
                 enqueue(event)
-            elif handler and not error:
-                record = handler.store(event, data, True)
+            elif data is not None:
+                download = _store(event, data, True)
     except UNAVAILABLE:
         raise
     except Exception as exc:
@@ -165,15 +148,12 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     if error:
         logger.warning("Eduzz event %s stored as failed: %s", event.event_id, error)
         return Result(event, Outcome.FAILED)
-    return _announce_on_commit(event, handler, record)
+    return _announce_on_commit(event, download)
 
 
 def process(event: WebhookEvent) -> Result:
-    """(Re)build a stored event's records, then announce it.
+    """(Re)build the records of an event :func:`claim` or :func:`start` took, then announce it.
 
-    Used for re-deliveries of failed events, by ``eduzz_replay``, the admin's
-    replay action and the background task, always on an event that
-    :func:`claim` or :func:`start` has taken, which counted the attempt.
     Records are upserted, so running it again never duplicates them.
     """
     if isinstance(event.payload, dict) and event.payload.get("pruned") is True:
@@ -182,25 +162,24 @@ def process(event: WebhookEvent) -> Result:
         WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
         event.status = WebhookEvent.Status.PROCESSED
         return Result(event, Outcome.PRUNED)
-    handler = HANDLERS.get(event.event_type)
     envelope_error = usable_envelope_error(event.payload)
     if envelope_error:  # kept as it came: its stored error says what is wrong
         _finish(event, WebhookEvent.Status.FAILED, event.error or envelope_error)
         return Result(event, Outcome.FAILED)
-    data, error = _parse(handler, event.payload.get("data"))
+    data, error = _parse(event.event_type, event.payload.get("data"))
     if error:
         _finish(event, WebhookEvent.Status.FAILED, error)
         return Result(event, Outcome.FAILED)
     try:
         with transaction.atomic():
-            record = handler.store(event, data, False) if handler else None
+            download = _store(event, data, False) if data is not None else None
     except UNAVAILABLE:
         raise
     except Exception:
         logger.exception("Eduzz event %s: storing its records failed", event.event_id)
         _finish(event, WebhookEvent.Status.FAILED, traceback.format_exc())
         return Result(event, Outcome.FAILED)
-    return _announce_on_commit(event, handler, record)
+    return _announce_on_commit(event, download)
 
 
 def claim(
@@ -210,18 +189,12 @@ def claim(
     queued: bool = False,
     stale_after: dt.timedelta | None = None,
 ) -> WebhookEvent | None:
-    """Take an event for another attempt; of concurrent claimants one wins.
+    """Take an event for another attempt by compare-and-set; return it, or ``None``.
 
-    One conditional ``UPDATE`` (compare-and-set) moves it to ``received`` and
-    counts the attempt. It takes an event in ``status`` (as read by the
-    caller), or by default one that failed or whose attempt was abandoned. A
-    ``received`` event is
-    abandoned when its attempt started more than ``stale_after`` ago (by
-    default the ``ATTEMPT_TIMEOUT`` setting), or when no attempt started that
-    long after it arrived (a lost task); one in progress is never taken. With
-    ``queued`` the attempt is left for a background task to :func:`start`.
-    Returns the event, or ``None`` if another claimant won or there is
-    nothing to take; pass it on to :func:`process`.
+    It takes an event in ``status`` (as the caller read it), by default one that failed or
+    was abandoned: ``received`` with no attempt started (or it arrived) in the last
+    ``stale_after`` (default ``ATTEMPT_TIMEOUT``). Of concurrent claimants one wins. The
+    attempt is counted, or with ``queued`` left for a background task to :func:`start`.
     """
     now = timezone.now()
     timeout = conf.ATTEMPT_TIMEOUT if stale_after is None else stale_after
@@ -248,12 +221,9 @@ def abandoned(limit: int) -> list[str]:
 
 
 def start(event_id: str) -> WebhookEvent | None:
-    """Start the attempt a background task was queued for; of concurrent tasks one wins.
+    """Start the attempt a background task was queued for, as :func:`claim` does.
 
-    The same compare-and-set as :func:`claim`, on an event that waits for its
-    task (``received``, no attempt started). Returns the event, or ``None``
-    when there is nothing to start (another task, a replay or a re-delivery
-    took it); pass it on to :func:`process`.
+    Returns ``None`` when something else (a task, a replay, a re-delivery) took the event.
     """
     started = WebhookEvent.objects.filter(
         event_id=event_id, status=WebhookEvent.Status.RECEIVED, claimed_at__isnull=True
@@ -267,15 +237,6 @@ def stale(cutoff: dt.datetime) -> Q:
 
 
 # -- steps -----------------------------------------------------------------------------
-
-
-def _parse(handler: Handler | None, data: Any) -> tuple[Any, str]:
-    if handler is None:
-        return None, ""
-    try:
-        return handler.parse(data), ""
-    except InvalidEventData as exc:
-        return None, str(exc)
 
 
 def _is_stored(event_id: str) -> bool:
@@ -307,19 +268,20 @@ def _store_failed(event: WebhookEvent, error: str) -> Result:
     return Result(event, Outcome.FAILED)
 
 
-def _announce_on_commit(event: WebhookEvent, handler: Handler | None, record: Any) -> Result:
+def _announce_on_commit(event: WebhookEvent, download: FileDownload | None) -> Result:
     result = Result(event, Outcome.PENDING)
 
     def announce() -> None:
-        responses = handler.announce(event, record) if handler else []
+        responses = []
+        if download:
+            responses = signals.file_downloaded.send_robust(
+                sender=FileDownload, download=download, event=event
+            )
         responses += signals.event_received.send_robust(sender=WebhookEvent, event=event)
         errors = [(receiver, exc) for receiver, exc in responses if isinstance(exc, Exception)]
-        if errors:
-            _finish(event, WebhookEvent.Status.FAILED, _describe_receiver_errors(errors))
-            result.outcome = Outcome.FAILED
-        else:
-            _finish(event, WebhookEvent.Status.PROCESSED, "")
-            result.outcome = Outcome.PROCESSED
+        outcome = Outcome.FAILED if errors else Outcome.PROCESSED
+        _finish(event, WebhookEvent.Status(outcome.value), _describe_receiver_errors(errors))
+        result.outcome = outcome
 
     # Outside any transaction this runs at once; inside one (say, a host that
     # calls us from its own atomic block), only after it commits.

@@ -1,16 +1,7 @@
-"""pytest fixtures for testing receivers of Eduzz events; needs pytest-django.
+"""pytest fixtures for testing receivers of Eduzz events (docs/testing.rst); needs pytest-django.
 
-Not loaded automatically: enable it in your ``conftest.py`` with::
-
-    pytest_plugins = ["eduzz_webhooks.pytest_plugin"]
-
-* ``eduzz_event(event_type, **overrides)``: a new valid payload of that type
-  (see :func:`eduzz_webhooks.testing.build_payload`).
-* ``eduzz_post(payload, **kwargs)``: POST it, signed, with Django's test
-  client; the signals are sent as in production, even inside the test's
-  transaction.
-* ``eduzz_signals``: a :class:`eduzz_webhooks.testing.SignalCapture` of the
-  app's signals for the test.
+Not loaded automatically: enable it with ``pytest_plugins = ["eduzz_webhooks.pytest_plugin"]``
+in your ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +22,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def eduzz_event() -> Callable[..., dict[str, Any]]:
-    """Build a payload: ``eduzz_event("nutror.file_downloaded", data__learner__email=...)``."""
+    """:func:`eduzz_webhooks.testing.build_payload`."""
     from .testing import build_payload
 
     return build_payload
@@ -39,13 +30,7 @@ def eduzz_event() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def eduzz_post(client: Client) -> Callable[..., Any]:
-    """Post a payload (dict or bytes) to the webhook, signed; returns the response.
-
-    Keyword arguments go to :func:`eduzz_webhooks.testing.post_event`
-    (``secret=``, ``url=``, ``headers=``). The request's on-commit callbacks,
-    the signals among them, run as the commit would run them, even inside the
-    test's transaction (:func:`eduzz_webhooks.testing.immediate_on_commit`).
-    """
+    """Post a payload to the webhook, signed; its signals are sent before it returns."""
     from .testing import immediate_on_commit, post_event
 
     def post(payload: Any, **kwargs: Any) -> Any:

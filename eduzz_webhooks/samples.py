@@ -5,29 +5,25 @@ Used by ``eduzz_send_event`` and by the test helpers in ``eduzz_webhooks.testing
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import uuid
 from importlib import resources
 from typing import Any
 
-SAMPLE_EVENTS = (
-    "ping",
-    "myeduzz.invoice_paid",
-    "nutror.certificate_viewed",
-    "nutror.comment_created",
-    "nutror.community_viewed",
-    "nutror.enrollment_created",
-    "nutror.file_downloaded",
-    "nutror.inactive_student",
-    "nutror.learner_help",
-    "nutror.lesson_rated",
-    "nutror.lesson_saved",
-    "nutror.lesson_started",
-    "nutror.lesson_watched",
-    "nutror.module_completed",
-    "nutror.notation_created",
+from django.utils import timezone
+
+from .conf import conf
+
+_SAMPLES = resources.files("eduzz_webhooks") / "samples"
+
+# The event types Eduzz documents: one sample file each, named after it.
+SAMPLE_EVENTS = tuple(
+    sorted(
+        path.name.removesuffix(".json").replace("_", ".", 1)
+        for path in _SAMPLES.iterdir()
+        if path.name.endswith(".json")
+    )
 )
 
 
@@ -38,11 +34,9 @@ def sample_payload(event_type: str, *, fresh_id: bool = True, **data: Any) -> di
     keyword arguments replace top-level keys of ``data``.
     """
     name = event_type.replace(".", "_") + ".json"
-    text = resources.files("eduzz_webhooks").joinpath("samples", name).read_text("utf-8")
-    payload: dict[str, Any] = json.loads(text)
+    payload: dict[str, Any] = json.loads((_SAMPLES / name).read_text("utf-8"))
     if fresh_id:
         payload["id"] = uuid.uuid4().hex
-    payload["data"] = copy.deepcopy(payload["data"])
     payload["data"].update(data)
     return payload
 
@@ -52,14 +46,28 @@ def encode(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def stamp(payload: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
-    """Date ``payload`` at ``when``: its ``sentDate`` and its ``data.createdAt``, if it has one.
+def format_datetime(value: dt.datetime, style: str = "utc") -> str:
+    """Write an aware date-time as Eduzz does: ``"utc"``, ``"utc_ms"`` or ``"naive"``.
 
-    Written in UTC, as Eduzz writes them (``sentDate`` with milliseconds).
+    ``"naive"`` writes the local time of the ``NAIVE_DATETIME_TIMEZONE``
+    setting, which is how the app reads it back.
     """
-    utc = when.astimezone(dt.timezone.utc)
-    payload["sentDate"] = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if timezone.is_naive(value):
+        raise ValueError("format_datetime needs an aware datetime.")
+    utc = value.astimezone(dt.timezone.utc)
+    if style == "utc":  # 2023-09-25T19:04:09Z
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if style == "utc_ms":  # 2023-08-31T18:34:23.023Z
+        return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if style == "naive":  # 2023-09-06 17:32:14
+        return value.astimezone(conf.NAIVE_DATETIME_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+    raise ValueError(f"Unknown date-time style {style!r}; use 'utc', 'utc_ms' or 'naive'.")
+
+
+def stamp(payload: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
+    """Date ``payload`` at ``when``: its ``sentDate`` and its ``data.createdAt``, if it has one."""
+    payload["sentDate"] = format_datetime(when, "utc_ms")
     data = payload.get("data")
     if isinstance(data, dict) and "createdAt" in data:
-        data["createdAt"] = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        data["createdAt"] = format_datetime(when)
     return payload

@@ -1,20 +1,9 @@
 """Background processing with Django's Tasks framework (``PROCESS_IN_BACKGROUND``).
 
-``django.tasks`` on Django 6; the ``django-tasks`` backport on Django 5.2.
-This module is imported only in background mode, so neither is needed
-otherwise.
-
-Each stored event gets one :func:`process_event` task. With django-tasks-db
-in the events' database the task is written in the event's own transaction
-(an outbox): an event is stored with its task or not at all. With any other
-backend the task is enqueued once the event is committed; if that fails (a
-broker down), the event stays ``received`` and ``eduzz_replay --pending``
-processes it. A task that finds its event taken already (by another task, a
-replay or a re-delivery) does nothing.
-
-Each task then takes over a few abandoned attempts (``ATTEMPT_TIMEOUT``: a
-worker killed mid-attempt, a lost task), so that a running site recovers
-them without an operator; a quiet one needs ``eduzz_replay --pending``.
+``django.tasks`` on Django 6, the ``django-tasks`` backport on Django 5.2; imported only in
+background mode. Each stored event gets one :func:`process_event` task, written in the event's
+transaction when django-tasks-db shares the events' database (an outbox), else enqueued once
+the event is committed. See ``docs/reliability.md``.
 """
 
 from __future__ import annotations
@@ -54,12 +43,11 @@ def process_event(event_id: str) -> str:
 
 
 def register(alias: str) -> None:
-    """Show the task to the backend ``alias``; the app does it in every process as it starts.
+    """Show the task to the backend ``alias``, as every process starts.
 
-    A backend that keeps a registry of its own (django-tasks-celery) learns a
-    task when it validates it; a worker, which enqueues nothing, would
-    otherwise discard the task as unknown. An alias that ``TASKS`` does not
-    define is left to the system checks (E005).
+    A backend with a registry of its own (django-tasks-celery) learns a task when it validates
+    it; a worker, which enqueues nothing, would otherwise discard it as unknown. An alias
+    ``TASKS`` lacks is left to the system checks (E005).
     """
     if alias in task_backends.settings:
         process_event.using(backend=alias)

@@ -34,13 +34,11 @@ class WebhookView(View):
         limit = conf.MAX_BODY_SIZE
         try:
             size = int(request.META.get("CONTENT_LENGTH") or 0)
+            body = request.body if size <= limit else b""
         except ValueError:
             return _reject(request, 400, _("The Content-Length header is not a number."))
-        try:
-            body = request.body if size <= limit else b""
         except RequestDataTooBig:  # Django's own DATA_UPLOAD_MAX_MEMORY_SIZE
-            body = b""
-            size = max(size, limit + 1)
+            body, size = b"", limit + 1
         size = max(size, len(body))
         if size > limit:
             return _reject(

@@ -15,6 +15,17 @@ from eduzz_webhooks.testing import SignalCapture
 # personal data that the privacy tests and their commands' tests share.
 pytest_plugins = ["pytester", "eduzz_webhooks.pytest_plugin", "tests.personal_data"]
 
+# Time zones that push dates furthest from UTC: far west and far east; the default zone of
+# naive dates (with past daylight saving time); Manila and Metlakatla, whose local mean times
+# (-15:56, +15:13) are their offsets in the earliest years.
+EXTREME_ZONES = [
+    "Etc/GMT+12",
+    "Pacific/Kiritimati",
+    "America/Sao_Paulo",
+    "Asia/Manila",
+    "America/Metlakatla",
+]
+
 
 @pytest.fixture
 def signal_log(eduzz_signals: SignalCapture) -> SignalCapture:

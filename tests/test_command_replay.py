@@ -99,7 +99,7 @@ def test_a_received_event_in_progress_is_not_taken_over(signal_log):
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=WebhookEvent.Status.RECEIVED, claimed_at=timezone.now()
     )
-    call_command("eduzz_replay", "--pending")  # default: only attempts older than 10 minutes
+    call_command("eduzz_replay", "--pending")  # default: attempts older than ATTEMPT_TIMEOUT
     call_command("eduzz_replay", event.event_id)
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.RECEIVED

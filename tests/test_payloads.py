@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zoneinfo
 
 import pytest
 
 from eduzz_webhooks.exceptions import InvalidEnvelope, InvalidEventData
 from eduzz_webhooks.payloads import (
+    EARLIEST,
+    LATEST,
     parse_datetime,
     parse_envelope,
     parse_file_downloaded,
@@ -176,6 +179,10 @@ def test_data_not_an_object():
         "9999-12-31 23:59:59",  # naive, so UTC-3: year 10000 in UTC
         "0001-01-01T00:00Z",  # in UTC-3 this is year 0: no page could show it
         "9999-12-31T23:59Z",  # in UTC+3, year 10000
+        "0001-01-02T00:00:00Z",  # a date hierarchy links year 1, which in UTC+14 starts in year 0
+        "9999-12-30T23:59:59Z",  # a date hierarchy would link year 9999, and end it in year 10000
+        "0002-01-01T23:59:59.999999Z",  # just before EARLIEST: in UTC-12, year 1
+        "9998-12-31T00:00:00Z",  # just after LATEST: in UTC+14, year 9999
         "2023-09-25T19:04:09+23:59",  # no time zone is 24 hours from UTC
         "2023-09-25T19:04:09+16:00",
         "2023-09-25T19:04:09-14:01",
@@ -190,9 +197,11 @@ def test_instants_not_every_time_zone_can_show_are_not_date_times(text):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("0001-01-02T00:00:00Z", dt.datetime(1, 1, 2, tzinfo=UTC)),
-        ("9999-12-30T23:59:59Z", dt.datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)),
-        ("9999-12-30 20:59:59", dt.datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)),
+        ("0002-01-02T00:00:00Z", EARLIEST),
+        ("0002-01-02T14:00:00+14:00", EARLIEST),
+        ("9998-12-30T23:59:59.999999Z", LATEST),
+        ("9998-12-30T11:59:59.999999-12:00", LATEST),
+        ("9998-12-30 20:59:59", dt.datetime(9998, 12, 30, 23, 59, 59, tzinfo=UTC)),
         ("2023-09-25T19:04:09+14:00", dt.datetime(2023, 9, 25, 5, 4, 9, tzinfo=UTC)),
         ("2023-09-25T19:04:09-12:00", dt.datetime(2023, 9, 26, 7, 4, 9, tzinfo=UTC)),
     ],
@@ -201,6 +210,14 @@ def test_date_times_every_time_zone_can_show_are_kept_in_utc(text, expected):
     parsed = parse_datetime(text)
     assert parsed == expected
     assert parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize("instant", [EARLIEST, LATEST])
+def test_kept_dates_lie_within_years_2_to_9998_in_every_time_zone(instant):
+    """So that their day, month and year, and the start of the next, exist in every zone."""
+    for name in zoneinfo.available_timezones():
+        local = instant.astimezone(zoneinfo.ZoneInfo(name))
+        assert 2 <= local.year <= 9998, (name, local)
 
 
 def test_email_length_is_checked_on_the_lowercased_address():

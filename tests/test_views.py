@@ -485,6 +485,8 @@ def test_sent_date_out_of_the_storable_range_is_stored_as_none(deliver):
         "0001-01-01T00:00:00+14:00",  # was stored on PostgreSQL, unreadable after
         "0001-01-01T00:00Z",  # was stored; every page showing it in UTC-3 answered 500
         "9999-12-31T23:59Z",
+        "0001-01-02T00:00Z",  # was stored; its date hierarchy link answered 500 in UTC+14
+        "9999-12-30T23:59Z",  # was stored; its date hierarchy link answered 500 in any zone
         "2023-09-25T19:04:09+23:59",  # was a raw DataError traceback on PostgreSQL
     ],
 )
@@ -497,7 +499,9 @@ def test_created_at_not_every_time_zone_can_show_fails_the_event_naming_it(deliv
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("sent_date", ["0001-01-01T00:00Z", "2023-09-25T19:04:09+23:59"])
+@pytest.mark.parametrize(
+    "sent_date", ["0001-01-01T00:00Z", "9999-12-30T23:59Z", "2023-09-25T19:04:09+23:59"]
+)
 def test_a_sent_date_not_every_time_zone_can_show_is_taken_as_absent(deliver, sent_date):
     payload = {**sample_payload("nutror.file_downloaded"), "sentDate": sent_date}
     assert deliver(payload).json()["status"] == "processed"

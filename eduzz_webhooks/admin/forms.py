@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Course
-from ..payloads import EARLIEST, LATEST
+from ..payloads import KEPT_YEARS
 
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 366  # one bar per day: beyond a year the bars get too thin to read
@@ -69,14 +69,13 @@ def whole_days(start: dt.date | None, end: dt.date | None) -> dict[str, Any]:
     try:
         last: dt.date = end or timezone.localdate()
         first: dt.date = start or last - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
-        since = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
-        until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-        # Only instants every time zone can show (the database compares in UTC).
-        in_range = since >= EARLIEST and until <= LATEST
     except OverflowError:
-        in_range = False
-    if not in_range:
+        first = last = dt.date.min
+    # Only the days of the dates the app keeps: their bounds exist in every zone.
+    if first.year not in KEPT_YEARS or last.year not in KEPT_YEARS:
         raise ValidationError(_("These dates are out of range."), code="range")
+    since = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
+    until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     if first > last:
         raise ValidationError(_("The start date must not be after the end date."), code="reversed")
     if (last - first).days >= MAX_PERIOD_DAYS:

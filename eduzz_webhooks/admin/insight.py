@@ -50,8 +50,15 @@ def most_downloaded(
 
 
 def period_params(since: dt.datetime, until: dt.datetime) -> dict[str, str]:
-    """The download list's querystring for a period (its date filter's own parameters)."""
-    return {"downloaded_at__gte": since.isoformat(), "downloaded_at__lt": until.isoformat()}
+    """The download list's querystring for a period (its date filter's own parameters).
+
+    Written in UTC: a zone's offset in early years (a local mean time) may pass
+    the 14 hours the list takes in a date filter (``payloads.MAX_OFFSET``).
+    """
+    return {
+        "downloaded_at__gte": since.astimezone(dt.timezone.utc).isoformat(),
+        "downloaded_at__lt": until.astimezone(dt.timezone.utc).isoformat(),
+    }
 
 
 def view(model_admin: ReadOnlyAdmin, request: HttpRequest) -> HttpResponse:

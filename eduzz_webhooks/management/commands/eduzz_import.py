@@ -8,7 +8,6 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -37,24 +36,7 @@ MAX_LISTED = 100
 class Entry(NamedTuple):
     where: str  # "line 3" or "[2]", for the summary
     body: bytes
-    read: int  # the progress once this entry is read, in its Source's unit
-
-
-class Source(NamedTuple):
-    entries: Iterator[Entry]
-    progress: dict[str, Any]  # tqdm's total and unit for the entries' ``read``
-
-
-@dataclass
-class Summary:
-    counts: Counter[str] = field(default_factory=Counter)
-    listed: dict[str, list[str]] = field(default_factory=lambda: {Outcome.FAILED: [], INVALID: []})
-
-    def add(self, kind: str, detail: str = "") -> None:
-        self.counts[kind] += 1
-        listed = self.listed.get(kind)
-        if listed is not None and len(listed) < MAX_LISTED:
-            listed.append(detail)
+    read: int  # the progress once this entry is read: bytes, or entries of an array
 
 
 class Command(EduzzCommand):
@@ -69,9 +51,7 @@ class Command(EduzzCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "file",
-            metavar="FILE",
-            help=_("A JSON-lines file or a JSON array of Eduzz envelopes."),
+            "file", metavar="FILE", help=_("A JSON-lines file or a JSON array of Eduzz envelopes.")
         )
         parser.add_argument(
             "--batch-size",
@@ -83,28 +63,24 @@ class Command(EduzzCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
-        batch_size: int = options["batch_size"]
-        if batch_size < 1:
+        if options["batch_size"] < 1:
             raise CommandError(_("--batch-size must be at least 1."))
         if path.exists() and not path.is_file():
             # A directory, or a pipe: reading one could wait forever.
             raise CommandError(_("%s is not a regular file.") % path)
-        summary = Summary()
+        self.counts: Counter[str] = Counter()
+        self.listed: dict[str, list[str]] = {Outcome.FAILED: [], INVALID: []}
         try:
             with path.open("rb") as handle:
-                source = _read(path, handle)
+                entries, unit = _read(path, handle)
                 # On the raw stream: Django's wrapper would end each redraw with a
                 # newline and colour it as an error. None: off when not a terminal.
-                with tqdm(
-                    file=self.stderr._out,
-                    disable=None if options["verbosity"] else True,
-                    **source.progress,
-                ) as progress:
-                    batches = iter(lambda: list(itertools.islice(source.entries, batch_size)), [])
-                    for batch in batches:
-                        self._import(batch, summary, progress)
+                disable = None if options["verbosity"] else True
+                with tqdm(file=self.stderr._out, disable=disable, **unit) as progress:
+                    while batch := list(itertools.islice(entries, options["batch_size"])):
+                        self._import(batch, progress)
         except processing.UNAVAILABLE as exc:
-            self._report(path, summary)
+            self._report(path)
             raise CommandError(
                 _(
                     "The database is unavailable (%(error)s); the import stopped. Running it "
@@ -114,13 +90,13 @@ class Command(EduzzCommand):
                 % {"error": type(exc).__name__}
             ) from exc
         except OSError as exc:  # opening or reading the file
-            if summary.counts:
-                self._report(path, summary)
+            if self.counts:
+                self._report(path)
             raise CommandError(
                 _("Cannot read %(path)s: %(error)s") % {"path": path, "error": exc.strerror or exc}
             ) from exc
-        self._report(path, summary)
-        if invalid := summary.counts[INVALID]:
+        self._report(path)
+        if invalid := self.counts[INVALID]:
             raise CommandError(
                 ngettext(
                     "%(count)d entry of %(path)s is not an Eduzz event and was not imported.",
@@ -130,50 +106,49 @@ class Command(EduzzCommand):
                 % {"count": invalid, "path": path}
             )
 
-    def _import(self, batch: list[Entry], summary: Summary, progress: tqdm) -> None:
-        parsed = [(entry, _parse(entry.body)) for entry in batch]
-        # One query per batch for the events already stored. Failed ones are
-        # left to processing.receive, which processes them again, as it does
-        # for a re-delivery.
-        ids = {e.event_id for _, e in parsed if isinstance(e, Envelope)}
+    def _import(self, batch: list[Entry], progress: tqdm) -> None:
+        envelopes = [_parse(entry.body) for entry in batch]
+        # One query per batch for the events already stored; failed ones are
+        # left to processing.receive, which processes them again.
         stored = set(
-            WebhookEvent.objects.filter(event_id__in=ids)
+            WebhookEvent.objects.filter(
+                event_id__in={e.event_id for e in envelopes if isinstance(e, Envelope)}
+            )
             .exclude(status=WebhookEvent.Status.FAILED)
             .values_list("event_id", flat=True)
         )
-        for entry, envelope in parsed:
+        for entry, envelope in zip(batch, envelopes, strict=True):
             progress.update(entry.read - progress.n)
             if isinstance(envelope, str):
-                summary.add(INVALID, f"{entry.where}: {envelope}")
+                self._count(INVALID, f"{entry.where}: {envelope}")
             elif envelope.event_type == processing.PING:
-                summary.add(PING)
+                self._count(PING)
             elif envelope.event_id in stored:
-                summary.add(Outcome.DUPLICATE)
+                self._count(Outcome.DUPLICATE)
             else:
-                self._receive(entry, envelope, summary)
+                if conf.PROCESS_IN_BACKGROUND:
+                    from ...tasks import enqueue  # needs the Tasks framework
 
-    def _receive(self, entry: Entry, envelope: Envelope, summary: Summary) -> None:
-        if conf.PROCESS_IN_BACKGROUND:
-            from ...tasks import enqueue  # needs the Tasks framework: only in background mode
+                    result = processing.receive(envelope, enqueue=enqueue)
+                else:
+                    result = processing.receive(envelope)
+                detail = ""
+                if result.outcome is Outcome.FAILED and result.event:
+                    detail = _("%(where)s (event %(id)s): %(reason)s") % {
+                        "where": entry.where,
+                        "id": envelope.event_id,
+                        "reason": error_gist(result.event.error),
+                    }
+                self._count(result.outcome, detail)
 
-            result = processing.receive(envelope, enqueue=enqueue)
-        else:
-            result = processing.receive(envelope)
-        if result.outcome is Outcome.FAILED and result.event is not None:
-            summary.add(
-                Outcome.FAILED,
-                _("%(where)s (event %(id)s): %(reason)s")
-                % {
-                    "where": entry.where,
-                    "id": envelope.event_id,
-                    "reason": error_gist(result.event.error),
-                },
-            )
-        else:
-            summary.add(result.outcome)
+    def _count(self, kind: str, detail: str = "") -> None:
+        self.counts[kind] += 1
+        listed = self.listed.get(kind)
+        if listed is not None and len(listed) < MAX_LISTED:
+            listed.append(detail)
 
-    def _report(self, path: Path, summary: Summary) -> None:
-        counts = summary.counts
+    def _report(self, path: Path) -> None:
+        counts = self.counts
         total = counts.total()
         self.stdout.write(
             ngettext(
@@ -191,21 +166,19 @@ class Command(EduzzCommand):
         for kind, label in labels.items():
             if counts[kind] or kind in ALWAYS_COUNTED:
                 self.stdout.write(f"  {label}: {counts[kind]}")
-        for kind, title in (
-            (
-                Outcome.FAILED,
-                _("Failed events (stored; run eduzz_replay --failed once the cause is fixed):"),
+        titles = {
+            Outcome.FAILED: _(
+                "Failed events (stored; run eduzz_replay --failed once the cause is fixed):"
             ),
-            (INVALID, _("Invalid entries (not imported):")),
-        ):
-            listed = summary.listed[kind]
-            if not listed:
-                continue
-            self.stdout.write(title)
-            for line in listed:
-                self.stdout.write(f"  {line}")
-            if counts[kind] > len(listed):
-                self.stdout.write("  " + _("... and %d more.") % (counts[kind] - len(listed)))
+            INVALID: _("Invalid entries (not imported):"),
+        }
+        for kind, title in titles.items():
+            if listed := self.listed[kind]:
+                self.stdout.write(title)
+                for line in listed:
+                    self.stdout.write(f"  {line}")
+                if counts[kind] > len(listed):
+                    self.stdout.write("  " + _("... and %d more.") % (counts[kind] - len(listed)))
         trouble = counts[Outcome.FAILED] or counts[INVALID]
         self.stdout.write((self.style.WARNING if trouble else self.style.SUCCESS)(_("Done.")))
 
@@ -220,43 +193,45 @@ def _parse(body: bytes) -> Envelope | str:
         return str(exc)
 
 
-def _read(path: Path, handle: IO[bytes]) -> Source:
-    """The file's entries, told JSON lines from a JSON array by the first character.
+def _read(path: Path, handle: IO[bytes]) -> tuple[Iterator[Entry], dict[str, Any]]:
+    """The file's entries and tqdm's total and unit for their ``read``.
 
-    Raises ``CommandError`` for a file that is neither, before any entry is read.
+    The first non-blank line tells JSON lines from a JSON array. Raises
+    ``CommandError`` for a file that is neither, before any entry is read.
     """
     if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
         handle.seek(0)
     start = handle.tell()
-    line = 1
-    while (char := handle.read(1)).isspace():
-        line += char == b"\n"
-    if char == b"[":
-        handle.seek(start)
-        return _json_array(path, handle)
-    if not char:
+    lines = ((number, line) for number, line in enumerate(handle, 1) if line.strip())
+    number, line = next(lines, (0, b""))
+    if not number:
         raise CommandError(_("%s is empty.") % path)
-    if char != b"{":
+    handle.seek(start)
+    if line.lstrip().startswith(b"["):
+        return _json_array(path, handle)
+    if not line.lstrip().startswith(b"{"):
         raise CommandError(
             _("%s is neither JSON lines (one event per line) nor a JSON array of events.") % path
         )
     # A pretty-printed object, or any other JSON, would make every line
     # invalid: say once what the file is not.
     try:
-        json.loads(char + handle.readline())
+        json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise CommandError(
             _(
                 "%(path)s is not JSON lines: line %(line)d is not a complete JSON object. "
                 "Give one event per line, or a JSON array of events."
             )
-            % {"path": path, "line": line}
+            % {"path": path, "line": number}
         ) from exc
-    handle.seek(start)  # lines are numbered from the top, blank ones included
     size = os.fstat(handle.fileno()).st_size
-    return Source(
-        _json_lines(handle), {"total": size, "unit": "B", "unit_scale": True, "unit_divisor": 1024}
-    )
+    return _json_lines(handle), {
+        "total": size,
+        "unit": "B",
+        "unit_scale": True,
+        "unit_divisor": 1024,
+    }
 
 
 def _json_lines(handle: IO[bytes]) -> Iterator[Entry]:
@@ -268,7 +243,7 @@ def _json_lines(handle: IO[bytes]) -> Iterator[Entry]:
             yield Entry(_("line %d") % number, body, position)
 
 
-def _json_array(path: Path, handle: IO[bytes]) -> Source:
+def _json_array(path: Path, handle: IO[bytes]) -> tuple[Iterator[Entry], dict[str, Any]]:
     """Each element of the array; the file is read and checked whole, before any import."""
     try:
         items: list[Any] = json.loads(handle.read().decode("utf-8"))
@@ -284,4 +259,4 @@ def _json_array(path: Path, handle: IO[bytes]) -> Source:
         Entry(f"[{index}]", json.dumps(item, separators=(",", ":")).encode("ascii"), index + 1)
         for index, item in enumerate(items)
     )
-    return Source(entries, {"total": len(items), "unit": " " + _("entries")})
+    return entries, {"total": len(items), "unit": " " + _("entries")}

@@ -26,7 +26,6 @@ class Command(EduzzCommand):
         parser.add_argument(
             "--days",
             type=int,
-            default=None,
             metavar="N",
             help=_("Prune events received more than N days ago. Default: the %(setting)s setting.")
             % {"setting": SETTING},
@@ -53,11 +52,11 @@ class Command(EduzzCommand):
                 raise CommandError(
                     _("%(setting)s must be a whole number of days, or None.") % {"setting": SETTING}
                 ) from exc
-            if days is None:
-                raise CommandError(
-                    _("Give --days N, or set %(setting)s (it is None: payloads are kept forever).")
-                    % {"setting": SETTING}
-                )
+        if days is None:
+            raise CommandError(
+                _("Give --days N, or set %(setting)s (it is None: payloads are kept forever).")
+                % {"setting": SETTING}
+            )
         try:
             report = prune_payloads(
                 days, dry_run=options["dry_run"], batch_size=options["batch_size"]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
@@ -40,7 +41,6 @@ class Command(EduzzCommand):
         parser.add_argument(
             "--older-than",
             type=float,
-            default=None,
             metavar="MINUTES",
             help=_(
                 "When an unfinished attempt counts as abandoned, for --pending and for "
@@ -56,37 +56,26 @@ class Command(EduzzCommand):
         stale_after = (
             conf.ATTEMPT_TIMEOUT if older_than is None else dt.timedelta(minutes=older_than)
         )
+        statuses = dict(
+            WebhookEvent.objects.filter(event_id__in=ids).values_list("event_id", "status")
+        )
+        if missing := [i for i in ids if i not in statuses]:
+            raise CommandError(_("Unknown event ids: %s") % ", ".join(missing))
+        # Each selection is read once the previous one is replayed.
+        selections: list[Iterable[tuple[str, str]]] = [[(i, statuses[i]) for i in ids]]
+        events = WebhookEvent.objects.values_list("event_id", "status")
+        if options["failed"]:
+            selections.append(events.filter(status=WebhookEvent.Status.FAILED).iterator())
+        if options["pending"]:
+            stale = processing.stale(timezone.now() - stale_after)
+            selections.append(events.filter(stale, status=WebhookEvent.Status.RECEIVED).iterator())
         counts: Counter[Outcome] = Counter()
-
-        def replay(event_id: str, status: str) -> None:
+        for event_id, status in itertools.chain(*selections):
             event = processing.claim(event_id, status, stale_after=stale_after)
             outcome = processing.process(event).outcome if event else Outcome.SKIPPED
             counts[outcome] += 1
-            line = f"{event_id}: {outcome.label}"
-            if event and outcome == Outcome.FAILED:
-                line += f" ({error_gist(event.error)})"
-            self.stdout.write(line)
-
-        if ids:
-            statuses = dict(
-                WebhookEvent.objects.filter(event_id__in=ids).values_list("event_id", "status")
-            )
-            missing = [i for i in ids if i not in statuses]
-            if missing:
-                raise CommandError(_("Unknown event ids: %s") % ", ".join(missing))
-            for event_id in ids:
-                replay(event_id, statuses[event_id])
-        selections = []
-        if options["failed"]:
-            selections.append((WebhookEvent.Status.FAILED, Q()))
-        if options["pending"]:
-            cutoff = timezone.now() - stale_after
-            selections.append((WebhookEvent.Status.RECEIVED, processing.stale(cutoff)))
-        for status, condition in selections:
-            events = WebhookEvent.objects.filter(condition, status=status)
-            for event_id in events.values_list("event_id", flat=True).iterator():
-                replay(event_id, status)
-
+            gist = f" ({error_gist(event.error)})" if event and outcome == Outcome.FAILED else ""
+            self.stdout.write(f"{event_id}: {outcome.label}{gist}")
         total = counts.total()
         self.stdout.write(
             self.style.SUCCESS(

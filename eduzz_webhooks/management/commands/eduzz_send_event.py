@@ -39,7 +39,6 @@ class Command(EduzzCommand):
         )
         parser.add_argument(
             "--url",
-            default=None,
             help=_(
                 "The webhook's full URL. Default: http://127.0.0.1:8000 and the "
                 "eduzz_webhooks:webhook route."
@@ -47,7 +46,6 @@ class Command(EduzzCommand):
         )
         parser.add_argument(
             "--secret",
-            default=None,
             help=_("Sign with this key instead of the first of EDUZZ_WEBHOOKS['SECRETS']."),
         )
         parser.add_argument(
@@ -88,10 +86,11 @@ class Command(EduzzCommand):
             raise CommandError(
                 _("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}
             ) from exc
+        ok = 200 <= status < 300
         self.stdout.write(f"{payload['event']} {payload['id']} -> {url}")
-        style = self.style.SUCCESS if 200 <= status < 300 else self.style.ERROR
+        style = self.style.SUCCESS if ok else self.style.ERROR
         self.stdout.write(style(f"{status} {answer.decode('utf-8', 'replace')}"))
-        if not 200 <= status < 300:
+        if not ok:
             raise CommandError(_("The server answered %d.") % status, returncode=2)
 
     def _payload(self, event: str, *, keep_id: bool) -> dict[str, Any]:
