@@ -130,13 +130,6 @@ def test_downloads_search_by_learner_email_and_filter_by_course(viewer):
     assert list(response.context["cl"].result_list) == [other]
 
 
-def test_download_changelist_queries_do_not_grow_with_rows(viewer):
-    FileDownloadFactory.create_batch(2)
-    few = query_count(viewer, changelist("filedownload"))
-    FileDownloadFactory.create_batch(20)
-    assert query_count(viewer, changelist("filedownload")) == few
-
-
 def test_counts_of_downloads(viewer):
     download = FileDownloadFactory()
     FileDownloadFactory(learner=download.learner, lesson=download.lesson)
@@ -145,6 +138,9 @@ def test_counts_of_downloads(viewer):
     assert learner.download_count == 2
     response = viewer.get(changelist("course"))
     assert [c.download_count for c in response.context["cl"].result_list] == [2]
+    CourseFactory(title="zzz quiet")  # no downloads: 0, not empty
+    response = viewer.get(changelist("course"))
+    assert [c.download_count for c in response.context["cl"].result_list] == [2, 0]
 
 
 def test_downloads_list_links_to_insight_and_export(viewer):

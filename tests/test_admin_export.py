@@ -148,3 +148,24 @@ def test_export_streams_in_chunks_with_constant_queries(viewer, monkeypatch):
     # One query brings the rows with their learner, course, lesson, producer and event.
     (rows,) = [sql for sql in filedownload_queries(many.captured_queries) if "JOIN" in sql]
     assert "payload" not in rows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_reads_its_rows_in_a_transaction_as_the_file_is_sent(viewer, monkeypatch):
+    monkeypatch.setattr(export, "EXPORT_CHUNK_ROWS", 2)
+    FileDownloadFactory.create_batch(5)
+    response = viewer.get(reverse(EXPORT))
+    assert not connection.in_atomic_block
+    chunks = iter(response.streaming_content)
+    next(chunks)  # the header and the first rows: the rest is still to read
+    assert connection.in_atomic_block
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Not WITH HOLD, which would compute every row before the first.
+            cursor.execute("SELECT bool_and(NOT is_holdable) FROM pg_cursors")
+            assert cursor.fetchone() == (True,)
+            cursor.execute("SHOW jit")
+            assert cursor.fetchone() == ("off",)
+    assert len(b"".join(chunks).decode().splitlines()) == 3  # the header and 2 rows read above
+    response.close()
+    assert not connection.in_atomic_block

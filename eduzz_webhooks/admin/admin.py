@@ -17,14 +17,29 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
+from ..payloads import canonical_email
 from . import export, insight
 from .actions import erase_personal_data, replay
-from .base import DownloadCountAdmin, ReadOnlyAdmin, short_datetime
+from .base import (
+    DownloadCountAdmin,
+    IndexedValuesFilter,
+    ReadOnlyAdmin,
+    SearchLookups,
+    short_datetime,
+)
+
+
+def learner_lookups(word: str) -> list[tuple[str, str]]:
+    """A search word in a learner's e-mail (compared as it is stored, any letter case) or name."""
+    return [("email__contains", canonical_email(word)), ("name__icontains", word)]
 
 
 @admin.register(FileDownload)
 class FileDownloadAdmin(ReadOnlyAdmin):
     list_display = ["downloaded", "learner", "course", "lesson", "producer"]
+    # The columns an index orders: by course, lesson or producer, each page would sort
+    # every download (the filter by course and the search find theirs).
+    sortable_by = ["downloaded", "learner"]
     list_filter = ["downloaded_at", "course"]
     date_hierarchy = "downloaded_at"
     search_fields = ["learner__email", "learner__name", "course__title", "lesson__title"]
@@ -38,6 +53,14 @@ class FileDownloadAdmin(ReadOnlyAdmin):
     )
     def downloaded(self, obj: FileDownload) -> str | None:
         return short_datetime(obj.downloaded_at)
+
+    def search_lookups(self, word: str) -> SearchLookups:
+        """A word is in the learner's e-mail or name, the course's or the lesson's title."""
+        return {
+            "learner": (Learner, learner_lookups(word)),
+            "course": (Course, [("title__icontains", word)]),
+            "lesson": (Lesson, [("title__icontains", word)]),
+        }
 
     def get_urls(self) -> list[URLPattern]:
         info = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -113,10 +136,16 @@ class LessonAdmin(DownloadCountAdmin):
 @admin.register(Learner)
 class LearnerAdmin(DownloadCountAdmin):
     list_display = ["email", "name", "download_count"]
+    # Not by downloads, which would count the downloads of every learner for each page:
+    # the insight page's top learners rank them, over a period.
+    sortable_by = ["email", "name"]
     search_fields = ["email", "name"]
     actions = [erase_personal_data]
     downloads_panel = "download_history"
     history_rows = 50
+
+    def search_lookups(self, word: str) -> SearchLookups:
+        return {"": (Learner, learner_lookups(word))}
 
     @admin.display(description=_("downloads"))
     def download_history(self, obj: Learner) -> str:
@@ -158,8 +187,10 @@ STATUS_ICONS: dict[str, str] = {
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "type_name", "status_badge", "attempt_count", "received", "sent"]
-    list_filter = ["status", "event_type", "received_at"]
-    search_fields = ["=event_id", "event_type"]
+    # The columns an index orders; the filters find events by type and status.
+    sortable_by = ["event_id", "received"]
+    list_filter = ["status", ("event_type", IndexedValuesFilter), "received_at"]
+    search_fields = ["event_id__exact"]  # an id is exact and case-sensitive: its index finds it
     date_hierarchy = "received_at"
     actions = [replay]
     fields = [

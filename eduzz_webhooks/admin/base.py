@@ -1,11 +1,18 @@
-"""What every screen of the app shares: read-only lists, download counts, who sees downloads."""
+"""What every screen of the app shares: read-only lists, download counts, who sees downloads.
+
+Every list answers in a time that does not grow with its table: counted up to
+a cap, its date hierarchy and its type filter found by index lookups, its
+download counts counted for the rows shown.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING, Any
+import operator
+from collections.abc import Callable, Iterator
+from functools import partial, reduce
+from itertools import islice, pairwise
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -13,14 +20,30 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Count, DateField, DateTimeField, Model, QuerySet
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import (
+    Count,
+    DateField,
+    DateTimeField,
+    Max,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.formats import date_format, time_format
+from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 
 from ..models import FileDownload
@@ -28,8 +51,33 @@ from ..payloads import KEPT_YEARS, MAX_OFFSET
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[Any]
+    AnyPaginator = Paginator[Any]
 else:
     ModelAdmin = admin.ModelAdmin
+    AnyPaginator = Paginator
+
+DateKind = Literal["year", "month", "week", "day", "hour", "minute", "second"]
+
+
+# Where a search word is looked for: {path: (model, [(lookup, value), ...])}, each path a
+# forward foreign key from the list's model ("" for its own rows).
+SearchLookups = dict[str, tuple[type[Model], list[tuple[str, Any]]]]
+
+
+def search_words(search_term: str) -> list[str]:
+    """The words of a search as Django's admin splits them (a quoted phrase is one word)."""
+    words = []
+    for word in smart_split(search_term):
+        if word.startswith(('"', "'")) and word[0] == word[-1]:
+            word = unescape_string_literal(word)
+        words.append(word)
+    return words
+
+
+def every_word(per_word: list[list[tuple[str, Any]]]) -> Q:
+    """Each word's list of ``(lookup, value)`` pairs has one that matches."""
+    any_of = (reduce(operator.or_, (Q(**{k: v}) for k, v in word)) for word in per_word)
+    return reduce(operator.and_, any_of)
 
 
 def short_datetime(value: dt.datetime | None) -> str | None:
@@ -141,14 +189,200 @@ class SafeDatesChangeList(ChangeList):
             raise IncorrectLookupParameters(exc) from exc
 
 
+class CappedPaginator(AnyPaginator):
+    """Counts at most ``cap`` rows: past that, ``count`` is ``cap`` and ``capped`` is true.
+
+    Counting reads every row a list matches; this reads at most ``cap`` + 1, so
+    a list of millions pages through its first ``cap`` rows and says there are
+    more (the app's ``pagination.html``).
+    """
+
+    cap = 10_000
+
+    @cached_property
+    def counted(self) -> int:
+        """The rows, up to ``cap`` + 1: one query, unordered, of the primary keys alone."""
+        rows = self.object_list
+        if isinstance(rows, QuerySet):
+            return rows.order_by().values("pk")[: self.cap + 1].count()
+        return len(rows)
+
+    @cached_property
+    def count(self) -> int:
+        return min(self.counted, self.cap)
+
+    @property
+    def capped(self) -> bool:
+        return self.counted > self.cap
+
+
+class PeriodQuerySet(QuerySet[Any]):
+    """A queryset whose ``datetimes()`` finds each period's rows with an index lookup.
+
+    The admin's date hierarchy lists the years, months or days that have rows
+    with ``datetimes()``, which truncates the date of every row of the list.
+    Here one row is looked up per period between the first and the last row
+    (in order of the date, so its index finds it), and only those rows are
+    truncated: the same periods, whatever the number of rows. For more than
+    ``max_periods`` periods, or a ``kind`` other than year, month or day, it
+    is Django's ``datetimes()``.
+    """
+
+    max_periods = 62
+
+    def datetimes(
+        self,
+        field_name: str,
+        kind: DateKind,
+        order: Literal["ASC", "DESC"] = "ASC",
+        tzinfo: dt.tzinfo | None = None,
+    ) -> QuerySet[Any, dt.datetime]:
+        starts = None
+        if kind in ("year", "month", "day"):
+            tz = tzinfo or timezone.get_current_timezone()
+            starts = self._period_starts(field_name, kind, tz)
+        if starts is None:
+            return super().datetimes(field_name, kind, order, tzinfo)
+        rows = self.order_by(field_name).values_list("pk", flat=True)
+        found = [
+            pk
+            for start, end in pairwise(starts)
+            for pk in rows.filter(**{f"{field_name}__gte": start, f"{field_name}__lt": end})[:1]
+        ]
+        return super(PeriodQuerySet, self.filter(pk__in=found)).datetimes(
+            field_name, kind, order, tzinfo
+        )
+
+    def _period_starts(self, field_name: str, kind: str, tz: dt.tzinfo) -> list[dt.datetime] | None:
+        """The starts of the periods from the first row's to the last row's, then the next's."""
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        if bounds["first"] is None:
+            return []
+        first, last = (timezone.localtime(bounds[key], tz).date() for key in ("first", "last"))
+        try:
+            days = list(islice(_period_days(first, last, kind), self.max_periods + 2))
+        except (ValueError, OverflowError):  # a period ends past the year 9999
+            return None
+        if len(days) > self.max_periods + 1:
+            return None
+        # Midnight in the time zone (a day that starts in a DST gap starts at its end):
+        # the same split as truncating each row's date in the zone.
+        return [dt.datetime.combine(day, dt.time(), tz) for day in days]
+
+
+def _period_days(first: dt.date, last: dt.date, kind: str) -> Iterator[dt.date]:
+    """The first days of the periods (``kind``) from ``first``'s to ``last``'s, then the next."""
+    day = first.replace(month=1, day=1) if kind == "year" else first
+    day = day.replace(day=1) if kind == "month" else day
+    while True:
+        yield day
+        if day > last:
+            return
+        if kind == "year":
+            day = day.replace(year=day.year + 1)
+        elif kind == "month":
+            day = (day + dt.timedelta(days=32)).replace(day=1)
+        else:
+            day += dt.timedelta(days=1)
+
+
+class IndexedValuesFilter(admin.AllValuesFieldListFilter):
+    """Django's filter by each value of a field (never null), its values found through an index.
+
+    Django lists the values with ``SELECT DISTINCT``, which reads every row;
+    here each value is the first one after the last, which the field's index
+    finds at once: one query per value, for the first ``max_values`` values.
+    """
+
+    max_values = 100
+
+    def __init__(
+        self,
+        field: Any,
+        request: HttpRequest,
+        params: Any,
+        model: type[Model],
+        model_admin: ModelAdmin,
+        field_path: str,
+    ) -> None:
+        super().__init__(field, request, params, model, model_admin, field_path)
+        rows = (
+            model_admin.get_queryset(request)
+            .order_by(field_path)
+            .values_list(field_path, flat=True)
+        )
+        values: list[Any] = []
+        value = rows.first()
+        while value is not None and len(values) < self.max_values:
+            values.append(value)
+            value = rows.filter(**{f"{field_path}__gt": value}).first()
+        self.lookup_choices = values  # type: ignore[assignment]  # only iterated
+
+
 class ReadOnlyAdmin(ModelAdmin):
     """Viewing needs the model's view permission; nothing can be added, changed or deleted."""
 
     show_full_result_count = False  # no COUNT(*) of the whole table on every page
+    paginator = CappedPaginator
+    # Counts beside each filter's choices would count the list once per choice.
+    show_facets = admin.ShowFacets.NEVER
 
     class Media:
         # The lists fit a laptop screen: long column titles and values wrap.
         css = {"all": ["eduzz_webhooks/changelist.css"]}
+
+    # The most ids a search filters its list by; past them, it compares the text.
+    search_ids = 10_000
+
+    def search_lookups(self, word: str) -> SearchLookups | None:
+        """Where ``get_search_results`` looks for ``word``; None for Django's search."""
+        return None
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """The rows one of whose ``search_lookups`` tables matches every word of the search.
+
+        Within a table, as with Django's search, each word may match any of
+        its lookups (a name or an e-mail). Each table's matching rows are
+        looked up first (one query, with no join), and the list is filtered by
+        their ids, which its indexes find, instead of comparing the text of
+        every row of the list with a join. A table with more matching rows than
+        its share of ``search_ids`` (and of the parameters the database takes
+        in a query) is compared with a join, as Django does: so many rows are
+        found early in any order. No row matches twice (the paths are forward
+        foreign keys).
+        """
+        found = [self.search_lookups(word) for word in search_words(search_term)]
+        per_word = [tables for tables in found if tables is not None]
+        if not per_word or len(per_word) < len(found):
+            return super().get_search_results(request, queryset, search_term)
+        share = self.search_ids // len(per_word[0])
+        max_params = connections[queryset.db].features.max_query_params
+        if max_params:  # the database's limit (SQLite's), a few parameters left for the rest
+            share = min(share, max_params // (len(per_word[0]) + 1))
+        share = max(1, share)
+        matches = Q()
+        for path, (model, _lookups) in per_word[0].items():
+            words = [tables[path][1] for tables in per_word]
+            rows = model._default_manager.filter(every_word(words)).order_by()
+            ids = list(rows.values_list("pk", flat=True)[: share + 1])
+            if len(ids) > share:
+                prefix = f"{path}__" if path else ""
+                matches |= every_word(
+                    [[(prefix + lookup, value) for lookup, value in word] for word in words]
+                )
+            elif ids:
+                matches |= Q(**{f"{path}__in" if path else "pk__in": ids})
+        if not matches:
+            return queryset.none(), False
+        return queryset.filter(matches), False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if not self.date_hierarchy:
+            return queryset
+        return PeriodQuerySet(queryset.model, query=queryset.query, using=queryset.db)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -180,15 +414,30 @@ class ReadOnlyAdmin(ModelAdmin):
 
 
 class DownloadCountAdmin(ReadOnlyAdmin):
-    """Lists annotated with their number of downloads, sortable by it."""
+    """Lists annotated with their number of downloads.
+
+    Each row's count is a subquery on the index of its downloads' foreign key,
+    so a page counts the downloads of the rows it shows, not of the whole
+    table (as grouping a join of every download would).
+    """
 
     # The read-only field of an object's page that lists its downloads: shown only
     # to users who may see downloads, as its links would refuse anyone else.
     downloads_panel = ""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        key = self.model._meta.get_field("downloads").field.name
+        downloads = (
+            FileDownload.objects.filter(**{key: OuterRef("pk")})
+            .order_by()
+            .values(key)
+            .annotate(n=Count("*"))
+            .values("n")
+        )
         queryset: QuerySet[Any] = super().get_queryset(request)
-        annotated: QuerySet[Any] = queryset.annotate(download_count=Count("downloads"))
+        annotated: QuerySet[Any] = queryset.annotate(
+            download_count=Coalesce(Subquery(downloads), 0)
+        )
         return annotated
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
