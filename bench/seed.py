@@ -16,7 +16,7 @@ import json
 import random
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,7 +27,7 @@ from .harness import FILE_DOWNLOADED, Catalog
 
 PREFIX = "eduzz_webhooks_"
 BATCH = 50_000
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 NAIVE_START = START.replace(tzinfo=None)
 SPAN_SECONDS = 180 * 86_400
 # Filled row by row; their indexes are built once at the end, which is much faster.

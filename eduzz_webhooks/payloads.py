@@ -186,8 +186,8 @@ def _clean_str(value: str) -> str:
 # in UTC. Then whatever a page derives from a kept date, in any zone, stays
 # within Python's years 1 to 9999: its local time, its day, week, month or year
 # (TruncDay, the admin's date_hierarchy) and the start of the next one.
-EARLIEST = dt.datetime(2, 1, 2, tzinfo=dt.timezone.utc)
-LATEST = dt.datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+EARLIEST = dt.datetime(2, 1, 2, tzinfo=dt.UTC)
+LATEST = dt.datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)
 # The years kept dates fall in, in any time zone: the days a page may be asked for.
 KEPT_YEARS = range(EARLIEST.year, LATEST.year + 1)
 # An offset written in a date-time: no time zone has had one over 14 hours since
@@ -205,7 +205,7 @@ def kept_instant(value: dt.datetime) -> dt.datetime | None:
     if offset is None or abs(offset) > MAX_OFFSET:
         return None
     try:
-        utc = value.astimezone(dt.timezone.utc)
+        utc = value.astimezone(dt.UTC)
     except OverflowError:
         return None
     return utc if EARLIEST <= utc <= LATEST else None

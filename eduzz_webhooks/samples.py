@@ -54,7 +54,7 @@ def format_datetime(value: dt.datetime, style: str = "utc") -> str:
     """
     if timezone.is_naive(value):
         raise ValueError("format_datetime needs an aware datetime.")
-    utc = value.astimezone(dt.timezone.utc)
+    utc = value.astimezone(dt.UTC)
     if style == "utc":  # 2023-09-25T19:04:09Z
         return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     if style == "utc_ms":  # 2023-08-31T18:34:23.023Z

@@ -101,9 +101,7 @@ class _LessonData(_PayloadDict):
 
 class _FileDownloadedData(_PayloadDict):
     class Params:
-        created_at = Faker(
-            "date_time_between", start_date="-1h", end_date="now", tzinfo=dt.timezone.utc
-        )
+        created_at = Faker("date_time_between", start_date="-1h", end_date="now", tzinfo=dt.UTC)
         date_format = "utc"
         courses_list = Trait(course=OMIT, courses=List([SubFactory(_CourseData)]))
 
@@ -248,7 +246,7 @@ class FileDownloadFactory(DjangoModelFactory[FileDownload]):
         model = FileDownload
 
     class Params:
-        when = Faker("date_time_between", start_date="-28d", end_date="-1m", tzinfo=dt.timezone.utc)
+        when = Faker("date_time_between", start_date="-28d", end_date="-1m", tzinfo=dt.UTC)
 
     lesson = SubFactory(LessonFactory)
     course = SelfAttribute("lesson.course")

@@ -267,7 +267,7 @@ def test_lists_show_dates_compactly_in_the_sites_time_zone(viewer, settings):
     # A laptop's list has no room for "March 2, 2024, 11:30 p.m.": the short date, then
     # the time, each on one line, so a narrow column wraps between them only.
     settings.TIME_ZONE = "America/Sao_Paulo"
-    when = dt.datetime(2024, 3, 3, 2, 30, tzinfo=dt.timezone.utc)  # 23:30 on the 2nd there
+    when = dt.datetime(2024, 3, 3, 2, 30, tzinfo=dt.UTC)  # 23:30 on the 2nd there
     WebhookEventFactory(received_at=when, sent_at=None)
     FileDownloadFactory(downloaded_at=when)
     compact = '<span class="nowrap">03/02/2024</span> <span class="nowrap">11:30 p.m.</span>'

@@ -44,7 +44,7 @@ def filedownload_queries(queries):
 @override_settings(TIME_ZONE="America/Sao_Paulo")
 def test_export_writes_every_column(viewer):
     download = FileDownloadFactory(
-        downloaded_at=dt.datetime(2024, 3, 2, 2, 30, tzinfo=dt.timezone.utc),
+        downloaded_at=dt.datetime(2024, 3, 2, 2, 30, tzinfo=dt.UTC),
         learner=LearnerFactory(email="ana@example.com", name="Ana Souza"),
         lesson=LessonFactory(
             external_id="L-9",

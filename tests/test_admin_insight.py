@@ -65,7 +65,7 @@ def march():
         FileDownloadFactory(
             lesson=a2,
             learner=caio,
-            downloaded_at=dt.datetime(2024, 3, 2, 2, 0, tzinfo=dt.timezone.utc),
+            downloaded_at=dt.datetime(2024, 3, 2, 2, 0, tzinfo=dt.UTC),
         ),
         FileDownloadFactory(lesson=a1, learner=ana, downloaded_at=local(2024, 3, 3, 23, 59)),
     ]

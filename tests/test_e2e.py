@@ -146,7 +146,7 @@ def test_a_producer_finds_exports_and_replays_downloads(
         ("bruno@example.com", "Bruno Lima", "curso-django", "Django Profissional", "20", "ORM"),
         ("carla@example.com", "Carla Dias", "curso-django", "Django Profissional", "21", "Admin"),
     ]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for email, name, course, title, lesson, lesson_title in downloads:
         send(
             env,

@@ -66,7 +66,7 @@ HOSTILE = settings(
 MODELS = (FileDownload, Course, Lesson, Learner, Producer, WebhookEvent)
 RECORD_MODELS = (FileDownload, Lesson, Course, Learner, Producer)  # deletion order
 FILE_DOWNLOADED, PING = "nutror.file_downloaded", "ping"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MICROSECOND = dt.timedelta(microseconds=1)
 HOUR = dt.timedelta(hours=1)
 

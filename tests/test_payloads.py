@@ -17,7 +17,7 @@ from eduzz_webhooks.payloads import (
 )
 from eduzz_webhooks.testing import encode, sample_payload
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ def test_overrides_set_replace_and_omit_nested_keys_of_a_sample():
 
 
 def test_file_downloaded_data_parses_to_the_given_values():
-    when = dt.datetime(2024, 3, 1, 12, 30, 15, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 3, 1, 12, 30, 15, tzinfo=dt.UTC)
     payload = FileDownloadedPayloadFactory(
         data__learner__email="ana@example.com",
         data__learner__name="Ana Souza",
@@ -175,7 +175,7 @@ def test_courses_list_trait_sends_the_other_documented_form():
 @pytest.mark.parametrize("style", ["utc", "utc_ms", "naive"])
 def test_format_datetime_reads_back_as_the_same_instant(style, settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "NAIVE_DATETIME_TIMEZONE": "Asia/Tokyo"}
-    when = dt.datetime(2024, 3, 1, 23, 30, 15, 123000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 3, 1, 23, 30, 15, 123000, tzinfo=dt.UTC)
     text = format_datetime(when, style)
     assert date_style(text) == style
     precision = when if style == "utc_ms" else when.replace(microsecond=0)
@@ -188,7 +188,7 @@ def test_format_datetime_refuses_naive_values_and_unknown_styles():
     with pytest.raises(ValueError, match="aware"):
         format_datetime(dt.datetime(2024, 3, 1, 12, 0))
     with pytest.raises(ValueError, match="Unknown date-time style"):
-        format_datetime(dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc), "iso")
+        format_datetime(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), "iso")
 
 
 def test_a_type_without_a_sample_gets_a_bare_envelope():

@@ -242,7 +242,7 @@ def test_authentic_event_is_stored_with_its_envelope(deliver):
     assert event.event_id == payload["id"]
     assert event.event_type == "nutror.file_downloaded"
     assert event.payload == payload
-    assert event.sent_at == dt.datetime(2024, 2, 29, 14, 33, 3, 663000, tzinfo=dt.timezone.utc)
+    assert event.sent_at == dt.datetime(2024, 2, 29, 14, 33, 3, 663000, tzinfo=dt.UTC)
     assert event.received_at is not None
     assert event.processed_at is not None
     assert event.status == WebhookEvent.Status.PROCESSED
@@ -311,7 +311,7 @@ def test_file_downloaded_becomes_linked_records(deliver):
     assert download.lesson.course == download.course
     assert download.producer.email == "fulano@eduzz.com"
     assert download.producer.name == "Fulano da Silva"
-    assert download.downloaded_at == dt.datetime(2023, 9, 25, 19, 4, 9, tzinfo=dt.timezone.utc)
+    assert download.downloaded_at == dt.datetime(2023, 9, 25, 19, 4, 9, tzinfo=dt.UTC)
 
 
 def test_known_entities_are_reused_and_renamed(deliver):
@@ -349,7 +349,7 @@ def test_courses_list_and_naive_created_at(deliver):
     deliver(payload)
     download = FileDownload.objects.get()
     assert download.course.hash == "listed"
-    assert download.downloaded_at == dt.datetime(2023, 9, 6, 20, 32, 14, tzinfo=dt.timezone.utc)
+    assert download.downloaded_at == dt.datetime(2023, 9, 6, 20, 32, 14, tzinfo=dt.UTC)
 
 
 def test_same_lesson_id_in_two_courses_is_two_lessons(deliver):

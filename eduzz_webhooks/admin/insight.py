@@ -56,8 +56,8 @@ def period_params(since: dt.datetime, until: dt.datetime) -> dict[str, str]:
     the 14 hours the list takes in a date filter (``payloads.MAX_OFFSET``).
     """
     return {
-        "downloaded_at__gte": since.astimezone(dt.timezone.utc).isoformat(),
-        "downloaded_at__lt": until.astimezone(dt.timezone.utc).isoformat(),
+        "downloaded_at__gte": since.astimezone(dt.UTC).isoformat(),
+        "downloaded_at__lt": until.astimezone(dt.UTC).isoformat(),
     }
 
 
