@@ -29,10 +29,13 @@ class EntityManager(models.Manager[_M]):
             # savepoint both failed: the server lost the transaction (a killed
             # connection, seen on MariaDB). The database is unavailable, not the data bad.
             raise OperationalError("The database lost the transaction.") from exc
-        if not created:
-            changed = {name: value for name, value in values.items() if getattr(row, name) != value}
-            if changed:
-                self.filter(pk=row.pk).update(**changed)
-                for name, value in changed.items():
-                    setattr(row, name, value)
+        return row if created else self.bring_up_to_date(row, values)
+
+    def bring_up_to_date(self, row: _M, values: dict[str, Any]) -> _M:
+        """``row`` with ``values`` (by attribute name), written only where one changed."""
+        changed = {name: value for name, value in values.items() if getattr(row, name) != value}
+        if changed:
+            self.filter(pk=row.pk).update(**changed)
+            for name, value in changed.items():
+                setattr(row, name, value)
         return row

@@ -69,20 +69,35 @@ def _parse(event_type: str, data: Any) -> tuple[FileDownloadData | None, str]:
 
 
 def _store(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownload:
-    """Write the event's records; ``new``: it has none yet."""
+    """Write the event's records; ``new``: it has none yet.
+
+    A lesson already known with its course and producer (every download of a
+    course but its lessons' first) is read with them in one query; otherwise
+    each row is found or created on its own.
+    """
+    producer_values = {"name": data.producer_name} | (
+        {"eduzz_id": data.producer_eduzz_id} if data.producer_eduzz_id else {}
+    )
+    course_values = {"title": data.course_title}
+    lesson_values = {"title": data.lesson_title}
+    known = Lesson.objects.select_related("course__producer").filter(
+        course__hash=data.course_hash, external_id=data.lesson_id
+    )[:1]
+    lesson = next(iter(known), None)
     # Shared rows in a fixed order, so that concurrent events that must update
     # some of them lock them in the same order.
-    producer = Producer.objects.ensure(
-        {"email": data.producer_email},
-        {"name": data.producer_name}
-        | ({"eduzz_id": data.producer_eduzz_id} if data.producer_eduzz_id else {}),
-    )
-    course = Course.objects.ensure(
-        {"hash": data.course_hash}, {"title": data.course_title, "producer_id": producer.pk}
-    )
-    lesson = Lesson.objects.ensure(
-        {"course": course, "external_id": data.lesson_id}, {"title": data.lesson_title}
-    )
+    if lesson and lesson.course.producer and lesson.course.producer.email == data.producer_email:
+        producer = Producer.objects.bring_up_to_date(lesson.course.producer, producer_values)
+        course = Course.objects.bring_up_to_date(lesson.course, course_values)
+        lesson = Lesson.objects.bring_up_to_date(lesson, lesson_values)
+    else:
+        producer = Producer.objects.ensure({"email": data.producer_email}, producer_values)
+        course = Course.objects.ensure(
+            {"hash": data.course_hash}, {**course_values, "producer_id": producer.pk}
+        )
+        lesson = Lesson.objects.ensure(
+            {"course": course, "external_id": data.lesson_id}, lesson_values
+        )
     learner = Learner.objects.ensure({"email": data.learner_email}, {"name": data.learner_name})
     fields = {
         "learner": learner,

@@ -15,6 +15,7 @@ from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from eduzz_webhooks.models import Course
 from eduzz_webhooks.testing import FileDownloadFactory, post_event, sample_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,7 +30,11 @@ def named(sql):
     verb = sql.split(" ", 1)[0]
     if verb in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"):
         return verb
-    table = next((name for quoted, name in TABLES.items() if quoted in sql), "another app's")
+    # The table a statement is about: the first named after FROM (a SELECT names its
+    # joined tables' columns before), INTO or the verb.
+    about = sql.split(" FROM ", 1)[-1] if verb == "SELECT" else sql
+    found = [(about.find(quoted), name) for quoted, name in TABLES.items() if quoted in about]
+    table = min(found)[1] if found else "another app's"
     return f"{verb} {table}"
 
 
@@ -58,6 +63,7 @@ def get_or_create(model):
 def test_new_download_with_all_entities_new(client):
     assert statements(client, sample_payload("nutror.file_downloaded")) == [
         "INSERT webhookevent",
+        "SELECT lesson",  # with its course and producer: not known yet
         *get_or_create("producer"),
         *get_or_create("course"),
         *get_or_create("lesson"),
@@ -72,9 +78,7 @@ def test_new_download_with_all_entities_known_reads_them_without_writing(client)
     FileDownloadFactory.create_batch(5)
     assert statements(client, sample_payload("nutror.file_downloaded")) == [
         "INSERT webhookevent",
-        "SELECT producer",
-        "SELECT course",
-        "SELECT lesson",
+        "SELECT lesson",  # with its course and producer, in one query
         "SELECT learner",
         "INSERT filedownload",
         "UPDATE webhookevent",
@@ -89,7 +93,19 @@ def test_a_renamed_entity_costs_one_update(client):
     )
     queries = statements(client, renamed)
     assert queries.count("UPDATE course") == 1
-    assert len(queries) == 8
+    assert len(queries) == 6
+
+
+def test_a_course_moved_to_another_producer_is_found_on_its_own(client):
+    post_event(client, sample_payload("nutror.file_downloaded"))
+    moved = sample_payload(
+        "nutror.file_downloaded", producer={"email": "other@example.com", "name": "Outra"}
+    )
+    queries = statements(client, moved)
+    assert queries[:2] == ["INSERT webhookevent", "SELECT lesson"]
+    assert queries.count("UPDATE course") == 1  # its producer
+    assert "INSERT producer" in queries
+    assert Course.objects.get().producer.email == "other@example.com"
 
 
 def test_duplicate_delivery(client):
