@@ -17,7 +17,6 @@ from django.utils.translation import gettext_noop, ngettext, pgettext
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from ... import processing
-from ...conf import conf
 from ...exceptions import InvalidEnvelope
 from ...models import WebhookEvent
 from ...payloads import Envelope, parse_envelope
@@ -126,12 +125,7 @@ class Command(EduzzCommand):
             elif envelope.event_id in stored:
                 self._count(Outcome.DUPLICATE)
             else:
-                if conf.PROCESS_IN_BACKGROUND:
-                    from ...tasks import enqueue  # needs the Tasks framework
-
-                    result = processing.receive(envelope, enqueue=enqueue)
-                else:
-                    result = processing.receive(envelope)
+                result = processing.receive_as_configured(envelope)
                 detail = ""
                 if result.outcome is Outcome.FAILED and result.event:
                     detail = _("%(where)s (event %(id)s): %(reason)s") % {
