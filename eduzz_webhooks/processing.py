@@ -152,7 +152,7 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
 
 
 def receive_as_configured(envelope: Envelope) -> Result:
-    """:func:`receive`, with the event queued for a task in background mode."""
+    """:func:`receive`, with the event queued for a task when ``PROCESS_IN_BACKGROUND`` is on."""
     if not conf.PROCESS_IN_BACKGROUND:
         return receive(envelope)
     from .tasks import enqueue  # needs the Tasks framework: only in background mode
