@@ -15,21 +15,16 @@ from .models import WebhookEvent
 
 MIN_SECRET_LENGTH = 16
 
-# Each accessor of conf that judges a value: the id of its error and the error's hint. The
-# first judges the setting as a whole: without it nothing else can be read.
-VALIDATED = {
-    "user_settings": ("E003", 'EDUZZ_WEBHOOKS = {"SECRETS": ["<key from the Eduzz panel>"]}'),
+# The id and hint of the error for a setting conf refuses; the others it can refuse are numbers.
+SETTING_ERRORS = {
     "SECRETS": ("E002", "Copy each key from the Eduzz panel (Configurações > Chaves)."),
     "NAIVE_DATETIME_TIMEZONE": (
         "E006",
         "Use an IANA name such as 'America/Sao_Paulo' (install the tzdata package where the "
         "system has no time zone database).",
     ),
-    "MAX_BODY_SIZE": ("E008", "See the settings reference."),
-    "MAX_EVENT_AGE": ("E008", "See the settings reference."),
-    "PAYLOAD_RETENTION_DAYS": ("E008", "See the settings reference."),
-    "ATTEMPT_TIMEOUT": ("E008", "See the settings reference."),
 }
+NUMBER_ERROR = ("E008", "See the settings reference.")
 
 # The databases the app is tested on, by Django's vendor name (MariaDB's is "mysql").
 SUPPORTED_DATABASES = {"postgresql": "PostgreSQL", "mysql": "MariaDB, MySQL", "sqlite": "SQLite"}
@@ -37,17 +32,21 @@ SUPPORTED_DATABASES = {"postgresql": "PostgreSQL", "mysql": "MariaDB, MySQL", "s
 
 @register(Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        user_settings = conf.user_settings
+    except ImproperlyConfigured as exc:  # nothing else can be read
+        hint = 'EDUZZ_WEBHOOKS = {"SECRETS": ["<key from the Eduzz panel>"]}'
+        return [Error(str(exc), hint=hint, id="eduzz_webhooks.E003")]
     messages: list[CheckMessage] = []
-    for name, (code, hint) in VALIDATED.items():
+    refused: set[str] = set()
+    for name in DEFAULTS:
         try:
             getattr(conf, name)
         except ImproperlyConfigured as exc:
+            code, hint = SETTING_ERRORS.get(name, NUMBER_ERROR)
             messages.append(Error(str(exc), hint=hint, id=f"eduzz_webhooks.{code}"))
-            if code == "E003":
-                return messages
-    if not any(m.id == "eduzz_webhooks.E002" for m in messages) and (
-        conf.VERIFY_SIGNATURE and not conf.SECRETS
-    ):
+            refused.add(name)
+    if "SECRETS" not in refused and conf.VERIFY_SIGNATURE and not conf.SECRETS:
         messages.append(
             Error(
                 "EDUZZ_WEBHOOKS['SECRETS'] is empty, so every webhook would be refused.",
@@ -56,7 +55,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="eduzz_webhooks.E001",
             )
         )
-    unknown = sorted(set(conf.user_settings) - set(DEFAULTS))
+    unknown = sorted(set(user_settings) - set(DEFAULTS))
     if unknown:
         messages.append(
             Warning(

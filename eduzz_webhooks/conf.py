@@ -1,8 +1,8 @@
 """The app's settings, read from ``settings.EDUZZ_WEBHOOKS`` when asked for.
 
-Every accessor reads Django's settings at call time, so ``override_settings``
-works, and raises ``ImproperlyConfigured`` for a value it cannot use; the
-system checks call the same accessors. Defaults: ``docs/settings.rst``.
+Each key of ``DEFAULTS`` has an accessor of its name, which reads Django's settings at call
+time, so ``override_settings`` works, and raises ``ImproperlyConfigured`` for a value it
+cannot use; the system checks call them all. Defaults: ``docs/settings.rst``.
 """
 
 from __future__ import annotations
@@ -87,10 +87,8 @@ class Settings:
 
     @property
     def PAYLOAD_RETENTION_DAYS(self) -> int | None:
-        value: int | None = self._number(
-            "PAYLOAD_RETENTION_DAYS", minimum=0, whole=True, optional=True
-        )
-        return value
+        value = self._number("PAYLOAD_RETENTION_DAYS", minimum=0, whole=True, optional=True)
+        return None if value is None else int(value)
 
     @property
     def ATTEMPT_TIMEOUT(self) -> dt.timedelta:

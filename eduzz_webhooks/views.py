@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import processing
 from .conf import conf
-from .payloads import Envelope, read_envelope
+from .payloads import read_envelope
 from .signature import is_valid
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class WebhookView(View):
             )
 
         try:
-            result = _receive(envelope)
+            result = processing.receive_as_configured(envelope)
         except processing.UNAVAILABLE as exc:
             logger.error("Eduzz webhook: database unavailable (%s)", type(exc).__name__)
             detail = _("The database is unavailable; please retry later.")
@@ -91,14 +91,6 @@ class WebhookView(View):
     ) -> JsonResponse:
         detail = _('Method "%(method)s" not allowed.') % {"method": request.method}
         return JsonResponse({"detail": detail}, status=405, headers={"Allow": "POST"})
-
-
-def _receive(envelope: Envelope) -> processing.Result:
-    if conf.PROCESS_IN_BACKGROUND:
-        from .tasks import enqueue  # needs the Tasks framework: only in background mode
-
-        return processing.receive(envelope, enqueue=enqueue)
-    return processing.receive(envelope)
 
 
 def _reject(request: HttpRequest, code: int, detail: str, size: int | None = None) -> JsonResponse:

@@ -17,7 +17,6 @@ from django.utils.translation import gettext_noop, ngettext, pgettext
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from ... import processing
-from ...conf import conf
 from ...exceptions import InvalidEnvelope
 from ...models import WebhookEvent
 from ...payloads import Envelope, parse_envelope
@@ -126,12 +125,7 @@ class Command(EduzzCommand):
             elif envelope.event_id in stored:
                 self._count(Outcome.DUPLICATE)
             else:
-                if conf.PROCESS_IN_BACKGROUND:
-                    from ...tasks import enqueue  # needs the Tasks framework
-
-                    result = processing.receive(envelope, enqueue=enqueue)
-                else:
-                    result = processing.receive(envelope)
+                result = processing.receive_as_configured(envelope)
                 detail = ""
                 if result.outcome is Outcome.FAILED and result.event:
                     detail = _("%(where)s (event %(id)s): %(reason)s") % {
@@ -202,28 +196,27 @@ def _read(path: Path, handle: IO[bytes]) -> tuple[Iterator[Entry], dict[str, Any
     if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
         handle.seek(0)
     start = handle.tell()
-    lines = ((number, line) for number, line in enumerate(handle, 1) if line.strip())
-    number, line = next(lines, (0, b""))
-    if not number:
+    first = next(_json_lines(handle), None)
+    if first is None:
         raise CommandError(_("%s is empty.") % path)
     handle.seek(start)
-    if line.lstrip().startswith(b"["):
+    if first.body.startswith(b"["):
         return _json_array(path, handle)
-    if not line.lstrip().startswith(b"{"):
+    if not first.body.startswith(b"{"):
         raise CommandError(
             _("%s is neither JSON lines (one event per line) nor a JSON array of events.") % path
         )
     # A pretty-printed object, or any other JSON, would make every line
     # invalid: say once what the file is not.
     try:
-        json.loads(line)
+        json.loads(first.body)
     except (ValueError, RecursionError) as exc:
         raise CommandError(
             _(
-                "%(path)s is not JSON lines: line %(line)d is not a complete JSON object. "
+                "%(path)s is not JSON lines: %(where)s is not a complete JSON object. "
                 "Give one event per line, or a JSON array of events."
             )
-            % {"path": path, "line": number}
+            % {"path": path, "where": first.where}
         ) from exc
     size = os.fstat(handle.fileno()).st_size
     return _json_lines(handle), {

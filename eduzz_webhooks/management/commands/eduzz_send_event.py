@@ -63,8 +63,11 @@ class Command(EduzzCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        payload = self._payload(options["event"], keep_id=options["keep_id"])
-        if options["event"] in SAMPLE_EVENTS and not options["keep_dates"]:
+        event = options["event"]
+        payload = sample_payload(event, fresh_id=False) if event in SAMPLE_EVENTS else _read(event)
+        if not options["keep_id"]:
+            payload["id"] = uuid.uuid4().hex
+        if event in SAMPLE_EVENTS and not options["keep_dates"]:
             stamp(payload, timezone.now())  # so it shows in the admin's recent figures
         secret = options["secret"] or next(iter(conf.SECRETS), None)
         if not secret:
@@ -82,7 +85,7 @@ class Command(EduzzCommand):
                 status, answer = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, answer = exc.code, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
+        except OSError as exc:  # URLError among them
             raise CommandError(
                 _("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}
             ) from exc
@@ -93,23 +96,20 @@ class Command(EduzzCommand):
         if not ok:
             raise CommandError(_("The server answered %d.") % status, returncode=2)
 
-    def _payload(self, event: str, *, keep_id: bool) -> dict[str, Any]:
-        if event in SAMPLE_EVENTS:
-            return sample_payload(event, fresh_id=not keep_id)
-        path = Path(event)
-        if not path.is_file():
-            raise CommandError(
-                _("%(event)s is neither a sample (%(samples)s) nor a file.")
-                % {"event": event, "samples": ", ".join(SAMPLE_EVENTS)}
-            )
-        try:
-            payload = json.loads(path.read_text("utf-8"))
-        except (ValueError, OSError) as exc:
-            raise CommandError(
-                _("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}
-            ) from exc
-        if not isinstance(payload, dict):
-            raise CommandError(_("%s must hold a JSON object (an Eduzz envelope).") % path)
-        if not keep_id:
-            payload["id"] = uuid.uuid4().hex
-        return payload
+
+def _read(name: str) -> dict[str, Any]:
+    path = Path(name)
+    if not path.is_file():
+        raise CommandError(
+            _("%(event)s is neither a sample (%(samples)s) nor a file.")
+            % {"event": name, "samples": ", ".join(SAMPLE_EVENTS)}
+        )
+    try:
+        payload = json.loads(path.read_text("utf-8"))
+    except (ValueError, OSError) as exc:
+        raise CommandError(
+            _("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}
+        ) from exc
+    if not isinstance(payload, dict):
+        raise CommandError(_("%s must hold a JSON object (an Eduzz envelope).") % path)
+    return payload
