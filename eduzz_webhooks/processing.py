@@ -166,15 +166,6 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     return _announce_on_commit(event, download)
 
 
-def receive_as_configured(envelope: Envelope) -> Result:
-    """:func:`receive`, with the event queued for a task when ``PROCESS_IN_BACKGROUND`` is on."""
-    if not conf.PROCESS_IN_BACKGROUND:
-        return receive(envelope)
-    from .tasks import enqueue  # needs the Tasks framework: only in background mode
-
-    return receive(envelope, enqueue=enqueue)
-
-
 def process(event: WebhookEvent) -> Result:
     """(Re)build the records of an event :func:`claim` or :func:`start` took, then announce it.
 

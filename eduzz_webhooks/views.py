@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import processing
 from .conf import conf
-from .payloads import read_envelope
+from .payloads import Envelope, read_envelope
 from .signature import is_valid
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class WebhookView(View):
             )
 
         try:
-            result = processing.receive_as_configured(envelope)
+            result = receive(envelope)
         except processing.UNAVAILABLE as exc:
             logger.error("Eduzz webhook: database unavailable (%s)", type(exc).__name__)
             detail = _("The database is unavailable; please retry later.")
@@ -91,6 +91,18 @@ class WebhookView(View):
     ) -> JsonResponse:
         detail = _('Method "%(method)s" not allowed.') % {"method": request.method}
         return JsonResponse({"detail": detail}, status=405, headers={"Allow": "POST"})
+
+
+def receive(envelope: Envelope) -> processing.Result:
+    """:func:`processing.receive`, the event queued for a task when ``PROCESS_IN_BACKGROUND`` is on.
+
+    Here, not in ``processing``, which knows nothing of the background module.
+    """
+    if not conf.PROCESS_IN_BACKGROUND:
+        return processing.receive(envelope)
+    from .tasks import enqueue  # needs the Tasks framework: only in background mode
+
+    return processing.receive(envelope, enqueue=enqueue)
 
 
 def _reject(request: HttpRequest, code: int, detail: str, size: int | None = None) -> JsonResponse:

@@ -21,6 +21,7 @@ from ...exceptions import InvalidEnvelope
 from ...models import WebhookEvent
 from ...payloads import Envelope, parse_envelope
 from ...processing import Outcome
+from ...views import receive
 from ..base import EduzzCommand, error_gist
 
 # The import's own kinds of entry, beside processing's outcomes: not an Eduzz
@@ -125,7 +126,7 @@ class Command(EduzzCommand):
             elif envelope.event_id in stored:
                 self._count(Outcome.DUPLICATE)
             else:
-                result = processing.receive_as_configured(envelope)
+                result = receive(envelope)
                 detail = ""
                 if result.outcome is Outcome.FAILED and result.event:
                     detail = _("%(where)s (event %(id)s): %(reason)s") % {
