@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db import OperationalError, models
+from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.transaction import TransactionManagementError
 
 _M = TypeVar("_M", bound=models.Model)
@@ -13,16 +13,24 @@ _M = TypeVar("_M", bound=models.Model)
 class EntityManager(models.Manager[_M]):
     """Rows that many events share: producers, courses, lessons, learners."""
 
-    def ensure(self, key: dict[str, Any], values: dict[str, Any]) -> _M:
+    def ensure(self, key: dict[str, Any], values: dict[str, Any], *, absent: bool = False) -> _M:
         """The row with ``key``, created with ``values`` or brought up to date with them.
 
         ``values`` are given by attribute name (``producer_id``, not
         ``producer``), so comparing them loads no related row. A row that
         exists is read without a lock and written only when a value changed:
         deliveries that name the same course or producer, as every download
-        of a launch does, never wait for each other's row locks.
+        of a launch does, never wait for each other's row locks. With
+        ``absent`` (the caller just found no such row) it is created without
+        reading it first, unless a concurrent delivery created it meanwhile.
         """
         try:
+            if absent:
+                try:
+                    with transaction.atomic(using=self.db):
+                        return self.create(**key, **values)
+                except IntegrityError:
+                    pass  # created meanwhile: found below
             row, created = self.get_or_create(**key, defaults=values)
         except TransactionManagementError as exc:
             # get_or_create's second read, after its insert and the rollback to its

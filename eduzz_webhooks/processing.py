@@ -89,14 +89,16 @@ def _store(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownlo
     if lesson and lesson.course.producer and lesson.course.producer.email == data.producer_email:
         producer = Producer.objects.bring_up_to_date(lesson.course.producer, producer_values)
         course = Course.objects.bring_up_to_date(lesson.course, course_values)
-        lesson = Lesson.objects.bring_up_to_date(lesson, lesson_values)
-    else:
+    else:  # a new lesson, or its course's producer changed
         producer = Producer.objects.ensure({"email": data.producer_email}, producer_values)
         course = Course.objects.ensure(
             {"hash": data.course_hash}, {**course_values, "producer_id": producer.pk}
         )
+    if lesson:
+        lesson = Lesson.objects.bring_up_to_date(lesson, lesson_values)
+    else:
         lesson = Lesson.objects.ensure(
-            {"course": course, "external_id": data.lesson_id}, lesson_values
+            {"course": course, "external_id": data.lesson_id}, lesson_values, absent=True
         )
     learner = Learner.objects.ensure({"email": data.learner_email}, {"name": data.learner_name})
     fields = {

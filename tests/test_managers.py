@@ -32,6 +32,17 @@ def test_ensure_compares_foreign_keys_without_loading_them(django_assert_num_que
         Course.objects.ensure({"hash": "h"}, {"title": "T", "producer_id": producer.pk})
 
 
+def test_ensure_absent_creates_without_reading_or_finds_a_row_created_meanwhile(
+    django_assert_num_queries,
+):
+    with django_assert_num_queries(3):  # a savepoint around the INSERT, no SELECT
+        producer = Producer.objects.ensure({"email": "p@x.com"}, {"name": "P"}, absent=True)
+    # Created since the caller looked: its INSERT is refused, the row is found and updated.
+    again = Producer.objects.ensure({"email": "p@x.com"}, {"name": "New"}, absent=True)
+    assert (again.pk, again.name) == (producer.pk, "New")
+    assert Producer.objects.get().name == "New"
+
+
 @pytest.mark.concurrency
 def test_deliveries_sharing_rows_do_not_wait_for_each_others_locks():
     # A launch: every download names the same producer, course and lesson. One
