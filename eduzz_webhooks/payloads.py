@@ -185,7 +185,7 @@ def _clean_str(value: str) -> str:
 # -15:56, and Metlakatla, +15:13), so these bounds are a day inside those years
 # in UTC. Then whatever a page derives from a kept date, in any zone, stays
 # within Python's years 1 to 9999: its local time, its day, week, month or year
-# (TruncDay, the admin's date_hierarchy) and the start of the next one.
+# (TruncDay, a list filtered by year) and the start of the next one.
 EARLIEST = dt.datetime(2, 1, 2, tzinfo=dt.UTC)
 LATEST = dt.datetime(9998, 12, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)
 # The years kept dates fall in, in any time zone: the days a page may be asked for.

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
@@ -25,6 +27,19 @@ EXTREME_ZONES = [
     "Asia/Manila",
     "America/Metlakatla",
 ]
+
+
+def date_choices(response: Any, field: str) -> dict[str, dict[str, str]]:
+    """``{title: query}`` of an admin list's date filter on ``field`` (Django's), but "Any date".
+
+    ``response``: the list's page.
+    """
+    cl = response.context["cl"]
+    (spec,) = [f for f in cl.filter_specs if getattr(f, "field_path", None) == field]
+    assert isinstance(spec, admin.DateFieldListFilter)
+    choices = {str(c["display"]): dict(parse_qsl(c["query_string"][1:])) for c in spec.choices(cl)}
+    assert list(choices) == ["Any date", "Today", "Past 7 days", "This month", "This year"]
+    return {title: query for title, query in choices.items() if query}
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from eduzz_webhooks.testing import (
     LessonFactory,
     WebhookEventFactory,
 )
+from tests.conftest import date_choices
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +129,32 @@ def test_downloads_search_by_learner_email_and_filter_by_course(viewer):
     assert list(response.context["cl"].result_list) == [other]
     response = viewer.get(changelist("filedownload"), {"q": other.lesson.title})
     assert list(response.context["cl"].result_list) == [other]
+
+
+def test_lists_filter_by_date_with_djangos_date_filter(viewer, settings):
+    settings.TIME_ZONE = "America/Sao_Paulo"
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    downloads = [
+        FileDownloadFactory(downloaded_at=when, event__received_at=when)
+        for when in (noon, noon - dt.timedelta(days=3), noon - dt.timedelta(days=400))
+    ]
+    for model, field, rows in [
+        ("filedownload", "downloaded_at", downloads),
+        ("webhookevent", "received_at", [d.event for d in downloads]),
+    ]:
+        today, last_week, long_ago = rows
+        response = viewer.get(changelist(model))
+        assert 'class="toplinks"' not in response.content.decode()  # no date hierarchy
+        assert set(response.context["cl"].result_list) == set(rows)
+        for title, query in date_choices(response, field).items():
+            listed = set(viewer.get(changelist(model), query).context["cl"].result_list)
+            if title == "Today":
+                assert listed == {today}, title
+            elif title == "Past 7 days":
+                assert listed == {today, last_week}, title
+            else:  # this month, this year: today's, maybe the other recent one, not the old one
+                assert today in listed, title
+                assert long_ago not in listed, title
 
 
 def test_counts_of_downloads(viewer):

@@ -7,13 +7,14 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from eduzz_webhooks.models import FileDownload, Learner, WebhookEvent
 from eduzz_webhooks.payloads import EARLIEST, LATEST
 from eduzz_webhooks.testing import FileDownloadFactory, sample_payload
-from tests.conftest import EXTREME_ZONES
+from tests.conftest import EXTREME_ZONES, date_choices
 
 pytestmark = pytest.mark.django_db
 
@@ -46,17 +47,23 @@ def edges(deliver):
 def test_the_earliest_and_latest_dates_kept_show_on_every_page(admin_client, settings, zone, edges):
     settings.TIME_ZONE = zone
     assert [d.downloaded_at for d in edges] == [EARLIEST, LATEST]
-    assert admin_client.get(reverse(DOWNLOADS)).status_code == 200
-    assert admin_client.get(reverse(EVENTS)).status_code == 200
+    for url, field in [(DOWNLOADS, "downloaded_at"), (EVENTS, "received_at")]:
+        response = admin_client.get(reverse(url))
+        assert response.status_code == 200
+        for query in date_choices(response, field).values():
+            assert admin_client.get(reverse(url), query).status_code == 200, query
     for download in edges:
         local = timezone.localtime(download.downloaded_at)
-        # The date hierarchy, down to the download's day, lists it.
+        # Its year, month and day typed in the URL, one after the other, open the list.
+        # They list it where the database takes dates apart in the time zone: MariaDB's
+        # CONVERT_TZ leaves a date outside 1970-2038 in UTC (the insight's links are ranges).
         drill = {}
         for part in ("year", "month", "day"):
             drill[f"downloaded_at__{part}"] = getattr(local, part)
             response = admin_client.get(reverse(DOWNLOADS), drill)
             assert response.status_code == 200, drill
-            assert list(response.context["cl"].result_list) == [download]
+            if connection.vendor != "mysql":
+                assert list(response.context["cl"].result_list) == [download]
         for url in (
             reverse("admin:eduzz_webhooks_filedownload_change", args=[download.pk]),
             reverse("admin:eduzz_webhooks_learner_change", args=[download.learner_id]),
@@ -93,8 +100,6 @@ BEYOND = [
     {"downloaded_at__year": "99999999999999999999"},
     {"downloaded_at__year__gte": "10000"},
     {"downloaded_at__year": "9999", "downloaded_at__month": "12", "downloaded_at__day": "31"},
-    {"downloaded_at__year": "2023", "downloaded_at__month": "99999999999999999999"},
-    {"downloaded_at__year": "2023", "downloaded_at__month": "2", "downloaded_at__day": "30"},
 ]
 
 
@@ -141,7 +146,6 @@ def test_an_event_filter_beyond_the_dates_kept_is_an_invalid_filter(admin_client
         {"downloaded_at__year": "9998", "downloaded_at__month": "12", "downloaded_at__day": "31"},
         {"downloaded_at__date": "9998-12-31"},
         {"downloaded_at__month": "12"},  # without a year: any December
-        {"downloaded_at__month": "99999999999999999999"},  # no such month: nothing listed
     ],
 )
 def test_date_filters_within_the_dates_kept_list_what_they_match(admin_client, settings, params):
@@ -149,6 +153,24 @@ def test_date_filters_within_the_dates_kept_list_what_they_match(admin_client, s
     FileDownloadFactory()
     response = admin_client.get(reverse(DOWNLOADS), params)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"downloaded_at__month": "99999999999999999999"},
+        {"downloaded_at__year": "2023", "downloaded_at__month": "99999999999999999999"},
+        {"downloaded_at__year": "2023", "downloaded_at__month": "2", "downloaded_at__day": "30"},
+        {"downloaded_at__day": "-99999999999999999999"},
+        {"downloaded_at__month": "13", "downloaded_at__day": "0"},
+    ],
+)
+def test_a_month_or_day_no_calendar_has_lists_nothing(admin_client, settings, params):
+    settings.TIME_ZONE = "Pacific/Kiritimati"
+    FileDownloadFactory()
+    response = admin_client.get(reverse(DOWNLOADS), params)
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
 
 
 @pytest.mark.parametrize(

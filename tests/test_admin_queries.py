@@ -2,8 +2,7 @@
 
 Each page is requested over a few rows, then over many more of the same kinds:
 a page whose queries grow with its rows (a query per row, N+1) fails both.
-Lists of downloads are dated within one day, so that their date hierarchy
-looks up one day (it looks up one row per period: at most 31, a month's days).
+Rows are dated today, so that each choice of the lists' date filters lists them.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from eduzz_webhooks.models import WebhookEvent
 from eduzz_webhooks.testing import (
@@ -21,25 +21,21 @@ from eduzz_webhooks.testing import (
     LessonFactory,
     WebhookEventFactory,
 )
+from tests.conftest import date_choices
 
 pytestmark = pytest.mark.django_db
-
-DAY = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 # Every page: the session and the user (2), the user's permissions (2).
 REQUEST = 4
 # A list: its rows (1) and how many there are, counted up to the cap (1).
 LIST = REQUEST + 2
-# The list of downloads: the courses of its filter (1); its date hierarchy: the
-# first and last dates (1, Django's), again (1, to list its periods), a row of
-# each period with downloads (1 here), those rows' dates (1).
-DOWNLOADS = LIST + 1 + 4
-# A search first looks up the learners, courses and lessons that match (3); while
-# it is on, the list shows no date hierarchy.
-DOWNLOADS_SEARCH = LIST + 1 + 3
+# The list of downloads: the courses of its filter (1); its date filter makes none.
+DOWNLOADS = LIST + 1
+# A search first looks up the learners, courses and lessons that match (3).
+DOWNLOADS_SEARCH = DOWNLOADS + 3
 # The list of events: the first and the next event type of its filter (2 here,
-# one per type and one more), its date hierarchy as the downloads'.
-EVENTS = LIST + 2 + 4
+# one per type and one more).
+EVENTS = LIST + 2
 # The learner's page: the learner with their download count (1), their latest downloads (1).
 LEARNER_PAGE = REQUEST + 2
 # The course's page: the course (1), its producer (1), its lessons' counts (1).
@@ -54,19 +50,27 @@ def change(model: str, pk: int) -> str:
     return reverse(f"admin:eduzz_webhooks_{model}_change", args=[pk])
 
 
+def noon() -> dt.datetime:
+    """Noon today in the current time zone: within each choice of the date filters."""
+    return timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+
+
 def downloads(count: int, **kwargs):
     return [
         FileDownloadFactory(
-            downloaded_at=DAY + dt.timedelta(minutes=n),
-            event__received_at=DAY + dt.timedelta(minutes=n),
+            downloaded_at=noon() + dt.timedelta(minutes=n),
+            event__received_at=noon() + dt.timedelta(minutes=n),
             **kwargs,
         )
         for n in range(count)
     ]
 
 
-def pages(download) -> list[tuple[str, str, dict[str, object], int]]:
-    """(label, URL, query, queries) of every page, around ``download``."""
+def pages(download, dated) -> list[tuple[str, str, dict[str, object], int]]:
+    """(label, URL, query, queries) of every page, around ``download``.
+
+    ``dated``: the querystrings of the date filter's choices of each list, by its model.
+    """
     learner, course = download.learner, download.course
     return [
         ("downloads", changelist("filedownload"), {}, DOWNLOADS),
@@ -77,27 +81,20 @@ def pages(download) -> list[tuple[str, str, dict[str, object], int]]:
         ("course filter", changelist("filedownload"), {"course__id__exact": course.pk}, DOWNLOADS),
         ("history link", changelist("filedownload"), {"learner__id__exact": learner.pk}, DOWNLOADS),
         ("by learner", changelist("filedownload"), {"o": "1"}, DOWNLOADS),
-        (
-            "date filter",
-            changelist("filedownload"),
-            {
-                "downloaded_at__gte": "2024-06-15T00:00+00:00",
-                "downloaded_at__lt": "2024-06-16T00:00+00:00",
-            },
-            DOWNLOADS,
-        ),
-        (
-            "date hierarchy: a day",
-            changelist("filedownload"),
-            {"downloaded_at__year": 2024, "downloaded_at__month": 6, "downloaded_at__day": 15},
-            LIST + 1,  # the day alone: no periods to look up
-        ),
+        *[
+            (f"downloads: {title}", changelist("filedownload"), query, DOWNLOADS)
+            for title, query in dated["filedownload"].items()
+        ],
         ("download", change("filedownload", download.pk), {}, REQUEST + 6),
         # The export's view: its filter and count (its rows are read as the file is sent).
         ("export", reverse("admin:eduzz_webhooks_filedownload_export"), {}, REQUEST + 2),
         ("events", changelist("webhookevent"), {}, EVENTS),
         ("event id", changelist("webhookevent"), {"q": download.event.event_id}, LIST + 2),
         ("event status", changelist("webhookevent"), {"status__exact": "processed"}, EVENTS),
+        *[
+            (f"events: {title}", changelist("webhookevent"), query, EVENTS)
+            for title, query in dated["webhookevent"].items()
+        ],
         ("event page", change("webhookevent", download.event_id), {}, REQUEST + 1),
         ("learners", changelist("learner"), {}, LIST),
         # The learners that match, looked up first (1).
@@ -118,16 +115,20 @@ def test_every_page_makes_its_pinned_queries_whatever_its_rows(viewer, django_as
     course = CourseFactory(title="Marketing digital")
     (download,) = downloads(1, learner=learner, lesson=LessonFactory(course=course))
     downloads(2)
-    for _label, url, query, _count in pages(download):
+    dated = {
+        model: date_choices(viewer.get(changelist(model)), field)
+        for model, field in [("filedownload", "downloaded_at"), ("webhookevent", "received_at")]
+    }
+    for _label, url, query, _count in pages(download, dated):
         viewer.get(url, query)  # Django caches the content types the pages link to
-    for label, url, query, count in pages(download):
+    for label, url, query, count in pages(download, dated):
         with django_assert_num_queries(count, info=label):
             assert viewer.get(url, query).status_code == 200
     # Many more rows of each kind: the learner's, the course's, everyone's.
     downloads(15, learner=learner)
     downloads(15, lesson=LessonFactory(course=course))
     downloads(15)
-    WebhookEventFactory.create_batch(5, status=WebhookEvent.Status.FAILED, received_at=DAY)
-    for label, url, query, count in pages(download):
+    WebhookEventFactory.create_batch(5, status=WebhookEvent.Status.FAILED, received_at=noon())
+    for label, url, query, count in pages(download, dated):
         with django_assert_num_queries(count, info=label):
             assert viewer.get(url, query).status_code == 200

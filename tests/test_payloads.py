@@ -179,8 +179,8 @@ def test_data_not_an_object():
         "9999-12-31 23:59:59",  # naive, so UTC-3: year 10000 in UTC
         "0001-01-01T00:00Z",  # in UTC-3 this is year 0: no page could show it
         "9999-12-31T23:59Z",  # in UTC+3, year 10000
-        "0001-01-02T00:00:00Z",  # a date hierarchy links year 1, which in UTC+14 starts in year 0
-        "9999-12-30T23:59:59Z",  # a date hierarchy would link year 9999, and end it in year 10000
+        "0001-01-02T00:00:00Z",  # its year, 1, starts in year 0 in UTC+14
+        "9999-12-30T23:59:59Z",  # its year, 9999, ends in year 10000 west of UTC
         "0002-01-01T23:59:59.999999Z",  # just before EARLIEST: in UTC-12, year 1
         "9998-12-31T00:00:00Z",  # just after LATEST: in UTC+14, year 9999
         "2023-09-25T19:04:09+23:59",  # no time zone is 24 hours from UTC

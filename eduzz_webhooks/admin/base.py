@@ -1,18 +1,17 @@
 """What every screen of the app shares: read-only lists, download counts, who sees downloads.
 
 Every list answers in a time that does not grow with its table: counted up to
-a cap, its date hierarchy and its type filter found by index lookups, its
-download counts counted for the rows shown.
+a cap, its type filter found by index lookups, its download counts counted for
+the rows shown.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial, reduce
-from itertools import islice, pairwise
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -26,8 +25,6 @@ from django.db.models import (
     Count,
     DateField,
     DateTimeField,
-    Max,
-    Min,
     Model,
     OuterRef,
     Q,
@@ -55,9 +52,6 @@ if TYPE_CHECKING:
 else:
     ModelAdmin = admin.ModelAdmin
     AnyPaginator = Paginator
-
-DateKind = Literal["year", "month", "week", "day", "hour", "minute", "second"]
-
 
 # Where a search word is looked for: {path: (model, [(lookup, value), ...])}, each path a
 # forward foreign key from the list's model ("" for its own rows).
@@ -170,12 +164,12 @@ def _beyond_instant(field: DateTimeField[Any, Any], text: str) -> bool:
 
 
 class SafeDatesChangeList(ChangeList):
-    """A list whose date filters, date hierarchy included, stay on the days of the dates kept.
+    """A list whose date filters stay on the days of the dates kept.
 
-    A date beyond them (``?downloaded_at__gte=0001-01-01``,
-    ``?downloaded_at__year=9999``) is an invalid filter, which the admin
+    A date beyond them, typed in the URL (``?downloaded_at__gte=0001-01-01``,
+    ``?downloaded_at__year=9999``), is an invalid filter, which the admin
     answers as any other (a redirect to the list with ``?e=1``): no row could
-    match it, and the admin's date arithmetic or the database would fail on it.
+    match it, and Django's date arithmetic or the database would fail on it.
     """
 
     def get_filters(self, request: HttpRequest) -> Any:
@@ -183,10 +177,7 @@ class SafeDatesChangeList(ChangeList):
             for value in values:
                 if beyond_kept_dates(self.model, key, value):
                     raise IncorrectLookupParameters(f"{key}={value}: beyond the dates kept")
-        try:
-            return super().get_filters(request)
-        except OverflowError as exc:  # a date hierarchy month or day of many digits
-            raise IncorrectLookupParameters(exc) from exc
+        return super().get_filters(request)
 
 
 class CappedPaginator(AnyPaginator):
@@ -216,107 +207,30 @@ class CappedPaginator(AnyPaginator):
         return self.counted > self.cap
 
 
-class PeriodQuerySet(QuerySet[Any]):
-    """A queryset whose ``datetimes()`` finds each period's rows with an index lookup.
+class IndexedValuesFilter(admin.SimpleListFilter):
+    """A filter by each value of the field ``parameter_name`` (never null), found through its index.
 
-    The admin's date hierarchy lists the years, months or days that have rows
-    with ``datetimes()``, which truncates the date of every row of the list.
-    Here one row is looked up per period between the first and the last row
-    (in order of the date, so its index finds it), and only those rows are
-    truncated: the same periods, whatever the number of rows. For more than
-    ``max_periods`` periods, or a ``kind`` other than year, month or day, it
-    is Django's ``datetimes()``.
+    Listing a field's values with ``SELECT DISTINCT`` reads every row; here each
+    value is the first one greater than the last, which the field's index finds
+    at once: one query per value, for the first ``max_values`` values.
     """
 
-    max_periods = 62
-
-    def datetimes(
-        self,
-        field_name: str,
-        kind: DateKind,
-        order: Literal["ASC", "DESC"] = "ASC",
-        tzinfo: dt.tzinfo | None = None,
-    ) -> QuerySet[Any, dt.datetime]:
-        starts = None
-        if kind in ("year", "month", "day"):
-            tz = tzinfo or timezone.get_current_timezone()
-            starts = self._period_starts(field_name, kind, tz)
-        if starts is None:
-            return super().datetimes(field_name, kind, order, tzinfo)
-        rows = self.order_by(field_name).values_list("pk", flat=True)
-        found = [
-            pk
-            for start, end in pairwise(starts)
-            for pk in rows.filter(**{f"{field_name}__gte": start, f"{field_name}__lt": end})[:1]
-        ]
-        return super(PeriodQuerySet, self.filter(pk__in=found)).datetimes(
-            field_name, kind, order, tzinfo
-        )
-
-    def _period_starts(self, field_name: str, kind: str, tz: dt.tzinfo) -> list[dt.datetime] | None:
-        """The starts of the periods from the first row's to the last row's, then the next's."""
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
-        if bounds["first"] is None:
-            return []
-        first, last = (timezone.localtime(bounds[key], tz).date() for key in ("first", "last"))
-        try:
-            days = list(islice(_period_days(first, last, kind), self.max_periods + 2))
-        except (ValueError, OverflowError):  # a period ends past the year 9999
-            return None
-        if len(days) > self.max_periods + 1:
-            return None
-        # Midnight in the time zone (a day that starts in a DST gap starts at its end):
-        # the same split as truncating each row's date in the zone.
-        return [dt.datetime.combine(day, dt.time(), tz) for day in days]
-
-
-def _period_days(first: dt.date, last: dt.date, kind: str) -> Iterator[dt.date]:
-    """The first days of the periods (``kind``) from ``first``'s to ``last``'s, then the next."""
-    day = first.replace(month=1, day=1) if kind == "year" else first
-    day = day.replace(day=1) if kind == "month" else day
-    while True:
-        yield day
-        if day > last:
-            return
-        if kind == "year":
-            day = day.replace(year=day.year + 1)
-        elif kind == "month":
-            day = (day + dt.timedelta(days=32)).replace(day=1)
-        else:
-            day += dt.timedelta(days=1)
-
-
-class IndexedValuesFilter(admin.AllValuesFieldListFilter):
-    """Django's filter by each value of a field (never null), its values found through an index.
-
-    Django lists the values with ``SELECT DISTINCT``, which reads every row;
-    here each value is the first one after the last, which the field's index
-    finds at once: one query per value, for the first ``max_values`` values.
-    """
-
+    parameter_name: str
     max_values = 100
 
-    def __init__(
-        self,
-        field: Any,
-        request: HttpRequest,
-        params: Any,
-        model: type[Model],
-        model_admin: ModelAdmin,
-        field_path: str,
-    ) -> None:
-        super().__init__(field, request, params, model, model_admin, field_path)
-        rows = (
-            model_admin.get_queryset(request)
-            .order_by(field_path)
-            .values_list(field_path, flat=True)
-        )
-        values: list[Any] = []
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin) -> list[tuple[Any, str]]:
+        field = self.parameter_name
+        rows = model_admin.get_queryset(request).order_by(field).values_list(field, flat=True)
+        values: list[tuple[Any, str]] = []
         value = rows.first()
         while value is not None and len(values) < self.max_values:
-            values.append(value)
-            value = rows.filter(**{f"{field_path}__gt": value}).first()
-        self.lookup_choices = values  # type: ignore[assignment]  # only iterated
+            values.append((value, str(value)))
+            value = rows.filter(**{f"{field}__gt": value}).first()
+        return values
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(**{self.parameter_name: value})
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -377,12 +291,6 @@ class ReadOnlyAdmin(ModelAdmin):
         if not matches:
             return queryset.none(), False
         return queryset.filter(matches), False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if not self.date_hierarchy:
-            return queryset
-        return PeriodQuerySet(queryset.model, query=queryset.query, using=queryset.db)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
