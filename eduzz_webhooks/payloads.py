@@ -62,11 +62,11 @@ def read_envelope(body: bytes) -> Envelope:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         text = body.decode("utf-8", "backslashreplace")
-        return _unusable(body, _clean_str(text), _("The body is not valid UTF-8."))
+        return _unusable(body, text, _("The body is not valid UTF-8."))
     try:
         payload = _DECODER.decode(text)
     except (ValueError, RecursionError):
-        return _unusable(body, _clean_str(text), _("The body is not valid JSON."))
+        return _unusable(body, text, _("The body is not valid JSON."))
     # Escapes are the only way to smuggle NUL or lone surrogates, which
     # PostgreSQL cannot store; the walk also bounds the nesting depth. Without
     # escapes and with fewer brackets than that depth there is nothing to do.
@@ -77,39 +77,27 @@ def read_envelope(body: bytes) -> Envelope:
             payload = _clean(payload, 0, sanitize=sanitize)
         except InvalidEnvelope as exc:
             too_deep = str(exc)
-    if not isinstance(payload, dict):
-        # JSON null would be stored as SQL NULL: keep its text instead.
-        kept = _clean_str(text) if payload is None or too_deep else payload
-        return _unusable(body, kept, too_deep or _("The body must be a JSON object."))
     event_id, event_type, error = _identity(payload)
     if too_deep or error:
-        return _unusable(
-            body,
-            _clean_str(text) if too_deep else payload,
-            too_deep or error,
-            event_id=_clean_str(event_id) if event_id else None,
-            event_type=_clean_str(event_type[:255]) if isinstance(event_type, str) else "",
-        )
-    return Envelope(
-        event_id=event_id,
-        event_type=event_type,
-        sent_at=parse_datetime(payload.get("sentDate")),
-        payload=payload,
-    )
+        # JSON null would be stored as SQL NULL, and too deep a body can't be
+        # stored as JSON: their text is kept instead.
+        kept = text if too_deep or payload is None else payload
+        return _unusable(body, kept, too_deep or error, event_id, event_type)
+    return Envelope(event_id, event_type, parse_datetime(payload.get("sentDate")), payload)
 
 
 def usable_envelope_error(payload: Any) -> str:
     """Why a stored payload is not a usable envelope; empty when it is one."""
-    if not isinstance(payload, dict):
-        return _("The body must be a JSON object.")
     return _identity(payload)[2]
 
 
-def _identity(payload: dict[str, Any]) -> tuple[Any, Any, str]:
-    """The envelope's id and event, and why they can't be used (empty when they can).
+def _identity(payload: Any) -> tuple[Any, Any, str]:
+    """The envelope's id and event as found, and why they can't be used (empty when they can).
 
     The id is ``None`` when it is not usable; a number is kept as its text.
     """
+    if not isinstance(payload, dict):
+        return None, None, _("The body must be a JSON object.")
     event_id, event_type = payload.get("id"), payload.get("event")
     if isinstance(event_id, (int, float)) and not isinstance(event_id, bool):
         event_id = str(event_id)
@@ -133,19 +121,16 @@ def parse_envelope(body: bytes) -> Envelope:
 
 
 def _unusable(
-    body: bytes, payload: Any, error: str, *, event_id: str | None = None, event_type: str = ""
+    body: bytes, payload: Any, error: str, event_id: str | None = None, event_type: Any = None
 ) -> Envelope:
+    """A failed envelope: the usable id, else the body's hash; every text made storable."""
     return Envelope(
-        event_id=event_id or "sha256:" + hashlib.sha256(body).hexdigest(),
-        event_type=event_type,
+        event_id=_clean_str(event_id) if event_id else "sha256:" + hashlib.sha256(body).hexdigest(),
+        event_type=_clean_str(event_type[:255]) if isinstance(event_type, str) else "",
         sent_at=None,
-        payload=payload,
+        payload=_clean_str(payload) if isinstance(payload, str) else payload,
         error=error,
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 def _finite_float(literal: str) -> float:
@@ -155,8 +140,9 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-# NaN, Infinity and numbers too large for a float are not JSON that databases store.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# The constants NaN and Infinity, and numbers too large for a float, are not
+# JSON that databases store.
+_DECODER = json.JSONDecoder(parse_constant=_finite_float, parse_float=_finite_float)
 
 
 def _clean(value: Any, depth: int, *, sanitize: bool) -> Any:
@@ -241,16 +227,11 @@ class _Text(serializers.Field[str, str, str, Any]):
 
     default_error_messages = {"invalid": gettext_lazy("Must be a string.")}
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("default", "")
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        super().__init__(default="")
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
-        if data is None:
-            return True, ""
-        return super().validate_empty_values(data)
+        return (True, "") if data is None else super().validate_empty_values(data)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -325,15 +306,13 @@ class _EduzzDateTime(serializers.Field[dt.datetime, Any, str, Any]):
         return parsed
 
 
-class _Producer(serializers.Serializer[Any]):
-    email = _Email()
-    name = _Text()
-    eduzzId = _Identifier(max_length=64, required=False, allow_null=True)
-
-
 class _Person(serializers.Serializer[Any]):
     email = _Email()
     name = _Text()
+
+
+class _Producer(_Person):
+    eduzzId = _Identifier(max_length=64, required=False, allow_null=True)
 
 
 class _Course(serializers.Serializer[Any]):
@@ -406,11 +385,10 @@ def parse_file_downloaded(data: Any) -> FileDownloadData:
 def describe_errors(errors: Any, path: str) -> str:
     """Flatten DRF's nested errors into ``data.learner.email: ...`` lines."""
     if isinstance(errors, dict):
-        lines = []
-        for key, value in errors.items():
-            where = path if key == "non_field_errors" else f"{path}.{key}"
-            lines.append(describe_errors(value, where))
-        return "\n".join(lines)
+        return "\n".join(
+            describe_errors(value, path if key == "non_field_errors" else f"{path}.{key}")
+            for key, value in errors.items()
+        )
     if isinstance(errors, list) and errors and not isinstance(errors[0], str):
         return "\n".join(
             describe_errors(item, f"{path}[{i}]") for i, item in enumerate(errors) if item
