@@ -34,21 +34,6 @@ class TopRow:
     downloads_url: str
 
 
-def most_downloaded(
-    downloads: QuerySet[FileDownload], field: str, rows: QuerySet[Any]
-) -> list[tuple[Any, int]]:
-    """The ``TOP_ROWS`` most downloaded ``field`` rows (course, lesson, learner) and their counts.
-
-    Two queries: the counts, grouped on the foreign key alone, then only those
-    few ``rows``.
-    """
-    counts = list(
-        downloads.values_list(field).annotate(n=Count("*")).order_by("-n", field)[:TOP_ROWS]
-    )
-    found = rows.in_bulk([pk for pk, _n in counts])
-    return [(found[pk], n) for pk, n in counts if pk in found]
-
-
 def period_params(since: dt.datetime, until: dt.datetime) -> dict[str, str]:
     """The download list's querystring for a period (its date filter's own parameters).
 
@@ -134,66 +119,44 @@ def summary(
     }
     # Every link keeps the course, so each count opens exactly the downloads it counts.
     scope = {"course__id__exact": course.pk} if course is not None else {}
-    in_period = {**scope, **period_params(since, until)}
 
-    def listed(**query: Any) -> str:
-        return model_admin.url("changelist", query={**in_period, **query})
+    def listed(first: dt.datetime = since, last: dt.datetime = until, **query: Any) -> str:
+        return model_admin.url("changelist", query={**scope, **period_params(first, last), **query})
 
     figures = []
     for index in range((end - start).days + 1):
-        day_params = period_params(
-            since + dt.timedelta(days=index), since + dt.timedelta(days=index + 1)
-        )
-        downloads_that_day, learners = per_day.get(start + dt.timedelta(days=index), (0, 0))
+        first = since + dt.timedelta(days=index)
+        day = start + dt.timedelta(days=index)
         figures.append(
-            (
-                start + dt.timedelta(days=index),
-                downloads_that_day,
-                learners,
-                model_admin.url("changelist", query={**scope, **day_params}),
-            )
+            (day, *per_day.get(day, (0, 0)), listed(first, first + dt.timedelta(days=1)))
         )
     drawn = chart.draw(figures)
-    total = sum(downloads for downloads, _learners in per_day.values())
-    peak = max((downloads for downloads, _learners in per_day.values()), default=0)
+    peak = max((n for n, _learners in per_day.values()), default=0)
 
-    top_courses: list[TopRow] = []
-    if course is None:
-        courses = most_downloaded(in_range, "course", Course.objects.select_related("producer"))
-        top_courses = [
-            TopRow(
-                label=str(row),
-                context=str(row.producer or ""),
-                downloads=n,
-                url=listed(course__id__exact=row.pk),
-                downloads_url=listed(course__id__exact=row.pk),
-            )
-            for row, n in courses
-        ]
-    lessons = most_downloaded(in_range, "lesson", Lesson.objects.select_related("course"))
-    top_lessons = [
-        TopRow(
-            label=str(row),
-            context=str(row.course),
-            downloads=n,
-            url=listed(lesson__id__exact=row.pk),
-            downloads_url=listed(lesson__id__exact=row.pk),
+    def most_downloaded(field: str, rows: QuerySet[Any]) -> list[tuple[Any, int, str]]:
+        """The ``TOP_ROWS`` most downloaded ``rows``, each with its count and its downloads' URL.
+
+        Two queries: the counts, grouped on the foreign key ``field`` alone,
+        then only those few ``rows``.
+        """
+        counts = list(
+            in_range.values_list(field).annotate(n=Count("*")).order_by("-n", field)[:TOP_ROWS]
         )
-        for row, n in lessons
-    ]
-    learners = most_downloaded(in_range, "learner", Learner.objects.all())
+        found = rows.in_bulk([pk for pk, _n in counts])
+        return [
+            (found[pk], n, listed(**{f"{field}__id__exact": pk})) for pk, n in counts if pk in found
+        ]
+
+    top_courses = []
+    if course is None:
+        courses = most_downloaded("course", Course.objects.select_related("producer"))
+        top_courses = [
+            TopRow(str(row), str(row.producer or ""), n, url, url) for row, n, url in courses
+        ]
+    lessons = most_downloaded("lesson", Lesson.objects.select_related("course"))
+    learners = most_downloaded("learner", Learner.objects.all())
     # A learner's page is their whole download history; only linked for those who may open it.
     pages = can_view(model_admin.admin_site, request, Learner)
-    top_learners = [
-        TopRow(
-            label=row.name or row.email,
-            context=row.email if row.name else "",
-            downloads=n,
-            url=model_admin.url("change", row.pk, model=Learner) if pages else "",
-            downloads_url=listed(learner__id__exact=row.pk),
-        )
-        for row, n in learners
-    ]
     return {
         "start": start,
         "end": end,
@@ -202,11 +165,20 @@ def summary(
         "days": drawn.days,
         "chart": drawn,
         "zone": timezone.get_current_timezone_name(),
-        "total": total,
+        "total": sum(n for n, _learners in per_day.values()),
         "peak": peak,
         "peak_day": min((day for day, (n, _l) in per_day.items() if n == peak), default=None),
         "top_courses": top_courses,
-        "top_lessons": top_lessons,
-        "top_learners": top_learners,
+        "top_lessons": [TopRow(str(row), str(row.course), n, url, url) for row, n, url in lessons],
+        "top_learners": [
+            TopRow(
+                row.name or row.email,
+                row.email if row.name else "",
+                n,
+                model_admin.url("change", row.pk, model=Learner) if pages else "",
+                url,
+            )
+            for row, n, url in learners
+        ],
         "period_url": listed(),
     }
