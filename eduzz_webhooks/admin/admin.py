@@ -25,7 +25,7 @@ from .base import (
     IndexedValuesFilter,
     ReadOnlyAdmin,
     SearchLookups,
-    short_datetime,
+    datetime_column,
 )
 
 
@@ -47,12 +47,7 @@ class FileDownloadAdmin(ReadOnlyAdmin):
     raw_id_fields = ["event", "learner", "course", "lesson", "producer"]
     ordering = ["-downloaded_at"]
 
-    @admin.display(
-        description=FileDownload._meta.get_field("downloaded_at").verbose_name,
-        ordering="downloaded_at",
-    )
-    def downloaded(self, obj: FileDownload) -> str | None:
-        return short_datetime(obj.downloaded_at)
+    downloaded = datetime_column(FileDownload, "downloaded_at")
 
     def search_lookups(self, word: str) -> SearchLookups:
         """A word is in the learner's e-mail or name, the course's or the lesson's title."""
@@ -64,20 +59,11 @@ class FileDownloadAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         info = f"{self.opts.app_label}_{self.opts.model_name}"
+        # Before the default URLs, whose "<path:object_id>/" would match these.
         return [
-            # Before the default URLs, whose "<path:object_id>/" would match these.
-            path(
-                "insight/",
-                self.admin_site.admin_view(partial(insight.view, self)),
-                name=f"{info}_insight",
-            ),
-            path(
-                "export/",
-                self.admin_site.admin_view(partial(export.view, self)),
-                name=f"{info}_export",
-            ),
-            *super().get_urls(),
-        ]
+            path(f"{name}/", self.admin_site.admin_view(partial(view, self)), name=f"{info}_{name}")
+            for name, view in [("insight", insight.view), ("export", export.view)]
+        ] + super().get_urls()
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -236,18 +222,8 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     def attempt_count(self, obj: WebhookEvent) -> int:
         return obj.attempts  # under a title shorter than the field's "processing attempts"
 
-    @admin.display(
-        description=WebhookEvent._meta.get_field("received_at").verbose_name,
-        ordering="received_at",
-    )
-    def received(self, obj: WebhookEvent) -> str | None:
-        return short_datetime(obj.received_at)
-
-    @admin.display(
-        description=WebhookEvent._meta.get_field("sent_at").verbose_name, ordering="sent_at"
-    )
-    def sent(self, obj: WebhookEvent) -> str | None:
-        return short_datetime(obj.sent_at)
+    received = datetime_column(WebhookEvent, "received_at")
+    sent = datetime_column(WebhookEvent, "sent_at")
 
     @admin.display(description=_("payload"))
     def payload_display(self, obj: WebhookEvent) -> str:

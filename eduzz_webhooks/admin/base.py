@@ -11,7 +11,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable
 from functools import partial, reduce
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -74,21 +74,29 @@ def every_word(per_word: list[list[tuple[str, Any]]]) -> Q:
     return reduce(operator.and_, any_of)
 
 
-def short_datetime(value: dt.datetime | None) -> str | None:
-    """``value`` as a list shows it: compact, in the current time zone (``None`` stays empty).
+def datetime_column(model: type[Model], name: str) -> Callable[[Any, Any], str | None]:
+    """A list column of ``model``'s date-time field ``name``, sortable by it.
 
-    The short date and the time, each kept on one line: in a narrow column the
-    time goes under the date, never half of it (the admin keeps a datetime on
-    one line, too wide for a laptop's list).
+    Compact, in the current time zone: the short date and the time, each kept
+    on one line, so in a narrow column the time goes under the date, never
+    half of it (the admin keeps a datetime on one line, too wide for a
+    laptop's list). An empty value stays empty.
     """
-    if value is None:
-        return None
-    local = timezone.localtime(value)
-    return format_html(
-        '<span class="nowrap">{}</span> <span class="nowrap">{}</span>',
-        date_format(local, "SHORT_DATE_FORMAT"),
-        time_format(local, "TIME_FORMAT"),
-    )
+    field = cast("DateTimeField[Any, Any]", model._meta.get_field(name))
+
+    @admin.display(description=field.verbose_name, ordering=name)
+    def column(model_admin: Any, obj: Any) -> str | None:
+        value = getattr(obj, name)
+        if value is None:
+            return None
+        local = timezone.localtime(value)
+        return format_html(
+            '<span class="nowrap">{}</span> <span class="nowrap">{}</span>',
+            date_format(local, "SHORT_DATE_FORMAT"),
+            time_format(local, "TIME_FORMAT"),
+        )
+
+    return column
 
 
 # The days of the dates the app keeps, in any time zone; the end bounds the last one.
