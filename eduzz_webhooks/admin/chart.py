@@ -73,8 +73,7 @@ class Chart:
     date_ticks: list[DateTick]
     line: str  # the learners' polyline points
     markers: bool
-    width: str = str(WIDTH)
-    height: str = str(HEIGHT)
+    view_box: str = f"0 0 {WIDTH} {HEIGHT}"
     left: str = str(LEFT)
     right: str = str(LEFT + PLOT_WIDTH)
     top: str = str(TOP)
@@ -85,10 +84,6 @@ class Chart:
     value_title_y: str = number(TOP + PLOT_HEIGHT / 2)
     date_title_x: str = number(LEFT + PLOT_WIDTH / 2)
     date_title_y: str = number(HEIGHT - 4)
-
-    @property
-    def view_box(self) -> str:
-        return f"0 0 {self.width} {self.height}"
 
 
 def nice_step(peak: int) -> int:

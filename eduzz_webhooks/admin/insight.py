@@ -34,18 +34,6 @@ class TopRow:
     downloads_url: str
 
 
-def period_params(since: dt.datetime, until: dt.datetime) -> dict[str, str]:
-    """The download list's querystring for a period (its date filter's own parameters).
-
-    Written in UTC: a zone's offset in early years (a local mean time) may pass
-    the 14 hours the list takes in a date filter (``payloads.MAX_OFFSET``).
-    """
-    return {
-        "downloaded_at__gte": since.astimezone(dt.UTC).isoformat(),
-        "downloaded_at__lt": until.astimezone(dt.UTC).isoformat(),
-    }
-
-
 def view(model_admin: ReadOnlyAdmin, request: HttpRequest) -> HttpResponse:
     """The insight page of ``model_admin``'s downloads, for the period the querystring asks."""
     if not model_admin.has_view_permission(request):
@@ -121,7 +109,16 @@ def summary(
     scope = {"course__id__exact": course.pk} if course is not None else {}
 
     def listed(first: dt.datetime = since, last: dt.datetime = until, **query: Any) -> str:
-        return model_admin.url("changelist", query={**scope, **period_params(first, last), **query})
+        """The download list from ``first`` to ``last`` (by its date filter's own parameters).
+
+        Written in UTC: a zone's offset in early years (a local mean time) may
+        pass the 14 hours the list takes in a date filter (``payloads.MAX_OFFSET``).
+        """
+        dates = {
+            "downloaded_at__gte": first.astimezone(dt.UTC).isoformat(),
+            "downloaded_at__lt": last.astimezone(dt.UTC).isoformat(),
+        }
+        return model_admin.url("changelist", query={**scope, **dates, **query})
 
     figures = []
     for index in range((end - start).days + 1):
