@@ -148,7 +148,14 @@ def summary(
     if course is None:
         courses = most_downloaded("course", Course.objects.select_related("producer"))
         top_courses = [
-            TopRow(str(row), str(row.producer or ""), n, url, url) for row, n, url in courses
+            TopRow(
+                label=str(row),
+                context=str(row.producer or ""),
+                downloads=n,
+                url=url,
+                downloads_url=url,
+            )
+            for row, n, url in courses
         ]
     lessons = most_downloaded("lesson", Lesson.objects.select_related("course"))
     learners = most_downloaded("learner", Learner.objects.all())
@@ -166,14 +173,17 @@ def summary(
         "peak": peak,
         "peak_day": min((day for day, (n, _l) in per_day.items() if n == peak), default=None),
         "top_courses": top_courses,
-        "top_lessons": [TopRow(str(row), str(row.course), n, url, url) for row, n, url in lessons],
+        "top_lessons": [
+            TopRow(label=str(row), context=str(row.course), downloads=n, url=url, downloads_url=url)
+            for row, n, url in lessons
+        ],
         "top_learners": [
             TopRow(
-                row.name or row.email,
-                row.email if row.name else "",
-                n,
-                model_admin.url("change", row.pk, model=Learner) if pages else "",
-                url,
+                label=row.name or row.email,
+                context=row.email if row.name else "",
+                downloads=n,
+                url=model_admin.url("change", row.pk, model=Learner) if pages else "",
+                downloads_url=url,
             )
             for row, n, url in learners
         ],
