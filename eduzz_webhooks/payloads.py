@@ -29,6 +29,13 @@ from .exceptions import InvalidEnvelope, InvalidEventData
 # The deepest value sits at this depth below the envelope: 32 levels as JSON
 # depth counts them, the most MariaDB's JSON check accepts.
 MAX_DEPTH = 31
+# A body nested deeper than this (open arrays and objects at its deepest point)
+# is not decoded at all: Python's decoder recurses once per level, so whether
+# a deeper body decodes would depend on the caller's stack, and one body could
+# be read in one place (the view) and not in another (an import).
+DECODE_DEPTH = 200
+# A JSON string, its escapes included: brackets inside one do not nest.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 # NUL, and surrogates (only lone ones survive JSON decoding into str).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -63,6 +70,8 @@ def read_envelope(body: bytes) -> Envelope:
     except UnicodeDecodeError:
         text = body.decode("utf-8", "backslashreplace")
         return _unusable(body, text, _("The body is not valid UTF-8."))
+    if text.count("{") + text.count("[") > DECODE_DEPTH and nesting(text) > DECODE_DEPTH:
+        return _unusable(body, text, _("The JSON is nested too deeply."))
     try:
         payload = _DECODER.decode(text)
     except (ValueError, RecursionError):
@@ -84,6 +93,15 @@ def read_envelope(body: bytes) -> Envelope:
         kept = text if too_deep or payload is None else payload
         return _unusable(body, kept, too_deep or error, event_id, event_type)
     return Envelope(event_id, event_type, parse_datetime(payload.get("sentDate")), payload)
+
+
+def nesting(text: str) -> int:
+    """How many arrays and objects are open at the deepest point of JSON ``text``."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def usable_envelope_error(payload: Any) -> str:

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from eduzz_webhooks.conf import conf
 from eduzz_webhooks.models import Course, FileDownload, Learner, Lesson, Producer, WebhookEvent
-from eduzz_webhooks.payloads import MAX_DEPTH, canonical_email
+from eduzz_webhooks.payloads import DECODE_DEPTH, MAX_DEPTH, canonical_email
 from eduzz_webhooks.samples import SAMPLE_EVENTS, encode, sample_payload
 from eduzz_webhooks.signature import sign
 
@@ -183,7 +183,10 @@ def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
         return float(literal)
 
     try:
-        sent = json.loads(body.decode("utf-8"), parse_constant=refuse, parse_float=finite)
+        text = body.decode("utf-8")
+        if open_containers(text) > DECODE_DEPTH:  # not decoded, whatever it holds
+            return None, None, None
+        sent = json.loads(text, parse_constant=refuse, parse_float=finite)
     except (ValueError, RecursionError):
         return None, None, None
     if not isinstance(sent, dict):
@@ -202,6 +205,24 @@ def envelope_spec(body: bytes) -> tuple[Any, str | None, str | None]:
     if too_deep:
         return sent, replace_unstorable(event_id), None
     return sent, event_id, event_type
+
+
+def open_containers(text: str) -> int:
+    """The most arrays and objects open at once in JSON ``text``, read character by
+    character (brackets inside strings don't count)."""
+    deepest = level = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif char in "]}":
+            level -= 1
+    return deepest
 
 
 def depth(value: Any) -> int:

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import sys
+import traceback
 import zoneinfo
 
 import pytest
 
 from eduzz_webhooks.exceptions import InvalidEnvelope, InvalidEventData
 from eduzz_webhooks.payloads import (
+    DECODE_DEPTH,
     EARLIEST,
     LATEST,
+    nesting,
     parse_datetime,
     parse_envelope,
     parse_file_downloaded,
@@ -35,13 +40,50 @@ UTC = dt.UTC
         (b'{"id": "1", "event": "x", "n": NaN}', "not valid JSON"),
         (b'{"id": "1", "event": "x", "n": 1e999}', "not valid JSON"),
         (b'{"id": "1", "event": "x", "n": ' + b"[" * 40 + b"]" * 40 + b"}", "nested too deeply"),
-        (b"[" * 100000, "not valid JSON"),
+        (b"[" * 100000, "nested too deeply"),
     ],
 )
 def test_bad_envelopes_say_what_is_wrong(body, message):
     assert message in read_envelope(body).error
     with pytest.raises(InvalidEnvelope, match=message):
         parse_envelope(body)
+
+
+def nested(levels):
+    """An envelope whose deepest value has ``levels`` arrays and objects open around it."""
+    inner = '[{"b":' * ((levels - 1) // 2) + "[" * ((levels - 1) % 2)
+    closing = "]" * ((levels - 1) % 2) + "}]" * ((levels - 1) // 2)
+    data = inner + '"[{ in a string"' + closing
+    body = ('{"id":"deep","event":"x","data":' + data + "}").encode()
+    assert nesting(body.decode()) == levels
+    return body
+
+
+def test_a_too_deep_body_keeps_its_id_when_it_can_be_decoded():
+    envelope = read_envelope(nested(DECODE_DEPTH))
+    assert (envelope.event_id, envelope.event_type) == ("deep", "x")
+    assert "nested too deeply" in envelope.error
+
+
+def test_a_body_nested_past_the_decoding_depth_is_not_decoded():
+    body = nested(DECODE_DEPTH + 1)
+    envelope = read_envelope(body)
+    assert envelope.event_id == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert "nested too deeply" in envelope.error
+    assert envelope.payload == body.decode()
+
+
+@pytest.mark.parametrize("levels", [DECODE_DEPTH, 400, 5000])
+def test_how_a_deep_body_is_read_does_not_depend_on_the_callers_stack(levels):
+    body = nested(levels)
+
+    def called_with(frames_left):
+        def deeper(n):
+            return read_envelope(body) if n == 0 else deeper(n - 1)
+
+        return deeper(sys.getrecursionlimit() - len(traceback.extract_stack()) - frames_left)
+
+    assert called_with(300) == read_envelope(body)
 
 
 def test_envelope_fields():
