@@ -1,7 +1,4 @@
-"""The documented Eduzz events: their names and sample payloads.
-
-Used by ``eduzz_send_event`` and by the test helpers in ``eduzz_webhooks.testing``.
-"""
+"""The documented Eduzz events: their names and sample payloads."""
 
 from __future__ import annotations
 
@@ -62,12 +59,3 @@ def format_datetime(value: dt.datetime, style: str = "utc") -> str:
     if style == "naive":  # 2023-09-06 17:32:14
         return value.astimezone(conf.NAIVE_DATETIME_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
     raise ValueError(f"Unknown date-time style {style!r}; use 'utc', 'utc_ms' or 'naive'.")
-
-
-def stamp(payload: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
-    """Date ``payload`` at ``when``: its ``sentDate`` and its ``data.createdAt``, if it has one."""
-    payload["sentDate"] = format_datetime(when, "utc_ms")
-    data = payload.get("data")
-    if isinstance(data, dict) and "createdAt" in data:
-        data["createdAt"] = format_datetime(when)
-    return payload

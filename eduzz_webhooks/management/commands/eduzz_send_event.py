@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ...conf import conf
-from ...samples import SAMPLE_EVENTS, encode, sample_payload, stamp
+from ...samples import SAMPLE_EVENTS, encode, format_datetime, sample_payload
 from ...signature import sign
 from ..base import EduzzCommand
 
@@ -68,7 +68,11 @@ class Command(EduzzCommand):
         if not options["keep_id"]:
             payload["id"] = uuid.uuid4().hex
         if event in SAMPLE_EVENTS and not options["keep_dates"]:
-            stamp(payload, timezone.now())  # so it shows in the admin's recent figures
+            # Dated now, so it shows in the admin's recent figures.
+            now = timezone.now()
+            payload["sentDate"] = format_datetime(now, "utc_ms")
+            if "createdAt" in payload["data"]:
+                payload["data"]["createdAt"] = format_datetime(now)
         secret = options["secret"] or next(iter(conf.SECRETS), None)
         if not secret:
             raise CommandError(_("No key: set EDUZZ_WEBHOOKS['SECRETS'] or pass --secret."))
