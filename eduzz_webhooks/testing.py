@@ -314,9 +314,7 @@ def immediate_on_commit(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
             try:
                 func()
             except Exception as exc:
-                logger.error(
-                    "Error calling %s in on_commit() (%s).", func.__qualname__, exc, exc_info=True
-                )
+                logger.exception("Error calling %s in on_commit() (%s).", func.__qualname__, exc)
         else:
             func()
 
