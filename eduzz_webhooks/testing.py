@@ -314,7 +314,8 @@ def immediate_on_commit(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
             try:
                 func()
             except Exception as exc:
-                logger.exception("Error calling %s in on_commit() (%s).", func.__qualname__, exc)
+                name = getattr(func, "__qualname__", func)  # a partial has none
+                logger.exception("Error calling %s in on_commit() (%s).", name, exc)
         else:
             func()
 

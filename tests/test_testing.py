@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.metadata
 import json
 import re
@@ -330,6 +331,17 @@ def test_callback_errors_propagate_unless_robust_as_in_django(caplog):
             transaction.on_commit(broken)
     assert "Error calling" in caplog.text
     assert "callback bug" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_robust_callback_without_a_qualified_name_is_logged(caplog):
+    def broken(what):
+        raise ValueError(what)
+
+    with immediate_on_commit():
+        transaction.on_commit(functools.partial(broken, "partial bug"), robust=True)
+    assert "Error calling functools.partial" in caplog.text
+    assert "partial bug" in caplog.text
 
 
 # -- capture ----------------------------------------------------------------------------
