@@ -153,8 +153,7 @@ class LearnerAdmin(DownloadCountAdmin):
         )
 
     def has_erase_permission(self, request: HttpRequest) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.erase_{opts.model_name}")
+        return request.user.has_perm(f"{self.opts.app_label}.erase_{self.opts.model_name}")
 
 
 @admin.register(Producer)
@@ -235,5 +234,4 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.error or "-")
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.replay_{opts.model_name}")
+        return request.user.has_perm(f"{self.opts.app_label}.replay_{self.opts.model_name}")

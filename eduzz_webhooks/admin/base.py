@@ -75,10 +75,8 @@ def every_word(per_word: list[list[tuple[str, Any]]]) -> Q:
 def datetime_column(model: type[Model], name: str) -> Callable[[Any, Any], str | None]:
     """A list column of ``model``'s date-time field ``name``, sortable by it.
 
-    Compact, in the current time zone: the short date and the time, each kept
-    on one line, so in a narrow column the time goes under the date, never
-    half of it (the admin keeps a datetime on one line, too wide for a
-    laptop's list). An empty value stays empty.
+    The short date and the time in the current time zone, each unbroken: a
+    narrow column wraps between them, never inside one. Empty stays empty.
     """
     field = cast("DateTimeField[Any, Any]", model._meta.get_field(name))
 
@@ -246,15 +244,11 @@ class ReadOnlyAdmin(ModelAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         """The rows one of whose ``search_lookups`` tables matches every word of the search.
 
-        Within a table, as with Django's search, each word may match any of
-        its lookups (a name or an e-mail). Each table's matching rows are
-        looked up first (one query, with no join), and the list is filtered by
-        their ids, which its indexes find, instead of comparing the text of
-        every row of the list with a join. A table with more matching rows than
-        its share of ``search_ids`` (and of the parameters the database takes
-        in a query) is compared with a join, as Django does: so many rows are
-        found early in any order. No row matches twice (the paths are forward
-        foreign keys).
+        Within a table, as in Django's search, each word may match any of its
+        lookups. A table's matching ids, read first with no join, filter the
+        list; past its share of ``search_ids`` (and of the query parameters the
+        database takes) the table is compared through a join, as Django does.
+        No row matches twice: the paths are forward foreign keys.
         """
         found = [self.search_lookups(word) for word in search_words(search_term)]
         per_word = [tables for tables in found if tables is not None]
@@ -340,11 +334,9 @@ class DownloadCountAdmin(ReadOnlyAdmin):
             .annotate(n=Count("*"))
             .values("n")
         )
-        queryset: QuerySet[Any] = super().get_queryset(request)
-        annotated: QuerySet[Any] = queryset.annotate(
-            download_count=Coalesce(Subquery(downloads), 0)
-        )
-        return annotated
+        count = Coalesce(Subquery(downloads), 0)
+        queryset: QuerySet[Any] = super().get_queryset(request).annotate(download_count=count)
+        return queryset
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = [*super().get_readonly_fields(request, obj)]

@@ -63,11 +63,10 @@ def csv_chunks(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[s
 def read_in_one_transaction(rows: QuerySet[Any, tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     """``rows`` read ``EXPORT_CHUNK_ROWS`` at a time, in a transaction of their own.
 
-    Outside a transaction, PostgreSQL's server-side cursor is declared ``WITH
-    HOLD``, which computes every row before the first; inside one, the first
-    rows come at once, and the file starts while the database reads the rest.
-    The cursor is planned for all the rows, a cost at which PostgreSQL would
-    first compile it (JIT) for longer than its first rows take: not for it.
+    Outside a transaction, PostgreSQL declares the server-side cursor ``WITH
+    HOLD`` and computes every row before the first; inside one, the file starts
+    while the database reads the rest. JIT is off: planned for all the rows,
+    the cursor would be compiled for longer than its first rows take.
     """
     connection = connections[rows.db]
     with transaction.atomic(using=rows.db):
