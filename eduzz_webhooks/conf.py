@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "ATTEMPT_TIMEOUT": 300,
 }
 
+# The longest span a duration setting may give, counted back from now: 1000 years, so that
+# the date that long ago always exists.
+LONGEST = dt.timedelta(days=365_000)
+
 
 class Settings:
     """Typed view of ``settings.EDUZZ_WEBHOOKS``."""
@@ -87,15 +91,24 @@ class Settings:
 
     @property
     def PAYLOAD_RETENTION_DAYS(self) -> int | None:
-        value = self._number("PAYLOAD_RETENTION_DAYS", minimum=0, whole=True, optional=True)
+        value = self._number(
+            "PAYLOAD_RETENTION_DAYS", minimum=0, maximum=LONGEST.days, whole=True, optional=True
+        )
         return None if value is None else int(value)
 
     @property
     def ATTEMPT_TIMEOUT(self) -> dt.timedelta:
-        return dt.timedelta(seconds=self._number("ATTEMPT_TIMEOUT", minimum=1))
+        maximum = int(LONGEST.total_seconds())
+        return dt.timedelta(seconds=self._number("ATTEMPT_TIMEOUT", minimum=1, maximum=maximum))
 
     def _number(
-        self, name: str, *, minimum: float, whole: bool = False, optional: bool = False
+        self,
+        name: str,
+        *,
+        minimum: float,
+        maximum: float = math.inf,
+        whole: bool = False,
+        optional: bool = False,
     ) -> Any:
         value = self._get(name)
         if value is None and optional:
@@ -103,16 +116,25 @@ class Settings:
         if (
             isinstance(value, bool)
             or not isinstance(value, int if whole else (int, float))
-            or not math.isfinite(value)
-            or value < minimum
+            or not _is_finite(value)
+            or not minimum <= value <= maximum
         ):
             kind = "a whole number" if whole else "a number of seconds"
             raise ImproperlyConfigured(
                 f"EDUZZ_WEBHOOKS[{name!r}] must be {kind} of at least {minimum}"
+                + (f" and at most {maximum}" if maximum < math.inf else "")
                 + (" or None" if optional else "")
                 + f"; it is {value!r}."
             )
         return value
+
+
+def _is_finite(value: float) -> bool:
+    """Whether ``value`` is a finite number a float can hold (a larger int is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 conf = Settings()

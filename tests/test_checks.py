@@ -140,6 +140,9 @@ def test_e008_numbers_must_be_whole_and_in_range(settings, key, value):
         ("MAX_EVENT_AGE", 86400),
         ("MAX_EVENT_AGE", 0.5),
         ("PAYLOAD_RETENTION_DAYS", 0),
+        ("PAYLOAD_RETENTION_DAYS", 365_000),
+        ("ATTEMPT_TIMEOUT", 31_536_000_000),
+        ("MAX_BODY_SIZE", 10**30),
     ],
 )
 def test_valid_numbers_pass(settings, key, value):
@@ -153,6 +156,31 @@ def test_e008_attempt_timeout_must_be_seconds(settings, value):
     (error,) = check_settings()
     assert error.id == "eduzz_webhooks.E008"
     assert "'ATTEMPT_TIMEOUT'" in error.msg
+
+
+@pytest.mark.parametrize(
+    "key", ["MAX_BODY_SIZE", "MAX_EVENT_AGE", "PAYLOAD_RETENTION_DAYS", "ATTEMPT_TIMEOUT"]
+)
+def test_e008_a_number_too_large_for_a_float(settings, key):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: 10**400}
+    (error,) = check_settings()  # was an OverflowError out of the check
+    assert error.id == "eduzz_webhooks.E008"
+    assert repr(key) in error.msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ATTEMPT_TIMEOUT", 10**11),  # passed; every re-delivery then answered 500
+        ("ATTEMPT_TIMEOUT", 1e15),  # was an OverflowError out of the check
+        ("PAYLOAD_RETENTION_DAYS", 10**9),  # passed; eduzz_prune_payloads then raised
+    ],
+)
+def test_e008_a_duration_over_1000_years(settings, key, value):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
+    (error,) = check_settings()
+    assert error.id == "eduzz_webhooks.E008"
+    assert repr(key) in error.msg
 
 
 # -- E009: the database the app writes to --------------------------------------------------

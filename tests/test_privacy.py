@@ -422,6 +422,11 @@ def test_retention_setting_defaults_to_keeping_payloads_forever():
         assert conf.PAYLOAD_RETENTION_DAYS == 30
 
 
+def test_the_longest_retention_prunes_nothing(aged):
+    # 1000 years, the most the setting takes: the date that long ago is one every database holds.
+    assert privacy.prune_payloads(365_000).pruned == 0
+
+
 def test_prune_works_in_batches_with_bounded_queries(delivered):
     def queries_to_prune(events: int) -> int:
         WebhookEvent.objects.all().delete()

@@ -134,6 +134,17 @@ def test_a_redelivery_leaves_an_attempt_in_progress_alone(client, settings, sign
     assert signal_log.calls == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_longest_attempt_timeout_leaves_every_attempt_alone(client, settings, signal_log):
+    # 1000 years, the most the setting takes: the date that long ago is one every database holds.
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "ATTEMPT_TIMEOUT": 31_536_000_000}
+    payload = sample_payload("nutror.file_downloaded")
+    started(payload, seconds_ago=3_000_000_000)
+    assert post_event(client, payload).json()["status"] == "duplicate"
+    assert processing.abandoned(5) == []
+    assert signal_log.calls == []
+
+
 @pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_of_concurrent_redeliveries_one_takes_over_an_abandoned_attempt(signal_log):
