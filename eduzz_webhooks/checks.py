@@ -55,6 +55,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="eduzz_webhooks.E001",
             )
         )
+    django_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    size = None if "MAX_BODY_SIZE" in refused else conf.MAX_BODY_SIZE
+    if size is not None and django_limit is not None and size > django_limit:
+        messages.append(
+            Warning(
+                f"EDUZZ_WEBHOOKS['MAX_BODY_SIZE'] ({size}) is larger than "
+                f"DATA_UPLOAD_MAX_MEMORY_SIZE ({django_limit}): Django refuses the bodies "
+                "between the two, and the endpoint answers them 413.",
+                hint="Raise DATA_UPLOAD_MAX_MEMORY_SIZE to at least MAX_BODY_SIZE.",
+                id="eduzz_webhooks.W005",
+            )
+        )
     unknown = sorted(set(user_settings) - set(DEFAULTS))
     if unknown:
         messages.append(

@@ -94,6 +94,17 @@ def test_e004_background_needs_the_tasks_framework(settings, monkeypatch):
     assert ids(check_settings()) == ["eduzz_webhooks.E004"]
 
 
+def test_w005_a_body_size_django_refuses(settings):
+    settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "MAX_BODY_SIZE": 4 * 1024 * 1024}
+    (warning,) = check_settings()
+    assert warning.id == "eduzz_webhooks.W005"
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE (2621440)" in warning.msg
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+    assert check_settings() == []
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # Django's limit off
+    assert check_settings() == []
+
+
 def test_w003_unknown_keys_are_named(settings):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, "VERIFY_SIGNATURES": False}
     (warning,) = check_settings()
@@ -147,6 +158,7 @@ def test_e008_numbers_must_be_whole_and_in_range(settings, key, value):
 )
 def test_valid_numbers_pass(settings, key, value):
     settings.EDUZZ_WEBHOOKS = {**settings.EDUZZ_WEBHOOKS, key: value}
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # no W005 for the largest body size
     assert check_settings() == []
 
 
