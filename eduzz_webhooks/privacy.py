@@ -282,8 +282,10 @@ class _Scrubber:
         if isinstance(value, dict):
             email = value.get("email")
             report = self._report(email) if isinstance(email, str) else None
-            if report is None:
-                return {key: self._value(item, found) for key, item in value.items()}
+            if report is None:  # keys are text too: an address can be one
+                return {
+                    self._text(key, found): self._value(item, found) for key, item in value.items()
+                }
             # The person: keeps its keys, gets the anonymous address and nothing else.
             name = value.get("name")
             found.setdefault(report.email, set()).add(name if isinstance(name, str) else "")

@@ -182,6 +182,27 @@ def test_erase_matches_the_address_only_as_a_whole(delivered):
     assert stored(payload).payload["data"]["learner"] == {"email": OTHER_EMAIL, "name": OTHER_NAME}
 
 
+def test_erase_replaces_the_address_where_it_is_a_json_key(delivered):
+    # An undocumented type, whose payload holds the address as a key, in another letter case.
+    payload = delivered(
+        {
+            "id": "survey-1",
+            "event": "nutror.survey_answered",
+            "sentDate": "2024-03-01T10:00:00.000Z",
+            "data": {"answers": {EMAIL.upper(): "sim", OTHER_EMAIL: "não"}},
+        }
+    )
+
+    report = erase_learner(EMAIL)
+
+    assert report.payloads == 1
+    assert stored(payload).payload["data"]["answers"] == {
+        report.anonymous_email: "sim",
+        OTHER_EMAIL: "não",
+    }
+    assert EMAIL not in database_text()
+
+
 def test_erase_finds_the_address_in_another_letter_case_by_text_search(delivered):
     # Only the text searches look here: an undocumented type's payload, and the error of
     # an event whose payload names somebody else. They must not depend on the column's
