@@ -52,6 +52,38 @@ def test_send_event_from_a_file_and_reports_refusals(live_server, tmp_path, caps
         call_command("eduzz_send_event", str(path), url=f"{live_server.url}/eduzz/", secret="wrong")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_send_event_from_a_file_without_id_or_event_prints_the_answer(
+    live_server, tmp_path, capsys
+):
+    # An envelope the server keeps as failed: what the server answers is printed, no traceback.
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"data": {}}))
+    call_command("eduzz_send_event", str(path), "--keep-id", url=f"{live_server.url}/eduzz/")
+    out = capsys.readouterr().out
+    assert out.startswith(f"- - -> {live_server.url}/eduzz/\n200 ")
+    assert '"status": "failed"' in out
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_event_reports_a_redirect_instead_of_following_it(live_server, capsys):
+    # Following it, urllib would send a GET (and print the 405 that answers it).
+    with pytest.raises(CommandError, match="answered 301") as raised:
+        call_command("eduzz_send_event", url=f"{live_server.url}/eduzz")
+    assert raised.value.returncode == 2
+    out = capsys.readouterr().out
+    assert out.splitlines()[1:] == ["301 ", "Location: /eduzz/"]
+    assert not WebhookEvent.objects.exists()
+
+
+def test_send_event_refuses_a_file_nested_too_deeply(tmp_path):
+    path = tmp_path / "event.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CommandError, match="is not a JSON file"):
+        call_command("eduzz_send_event", str(path), url="http://127.0.0.1:9/")
+
+
 def test_send_event_unknown_event_or_file():
     with pytest.raises(CommandError, match="neither a sample"):
         call_command("eduzz_send_event", "nutror.nope", url="http://127.0.0.1:9/")

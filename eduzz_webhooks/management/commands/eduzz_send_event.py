@@ -85,20 +85,30 @@ class Command(EduzzCommand):
             headers={"Content-Type": "application/json", "x-signature": sign(secret, body)},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                status, answer = response.status, response.read()
+            with urllib.request.build_opener(_Unredirected).open(request, timeout=30) as response:
+                status, answer, location = response.status, response.read(), None
         except urllib.error.HTTPError as exc:
-            status, answer = exc.code, exc.read()
+            status, answer, location = exc.code, exc.read(), exc.headers.get("Location")
         except OSError as exc:  # URLError among them
             raise CommandError(
                 _("Could not reach %(url)s: %(error)s") % {"url": url, "error": exc}
             ) from exc
         ok = 200 <= status < 300
-        self.stdout.write(f"{payload['event']} {payload['id']} -> {url}")
+        # A file's envelope may lack them: the server's answer says what it made of that.
+        self.stdout.write(f"{payload.get('event', '-')} {payload.get('id', '-')} -> {url}")
         style = self.style.SUCCESS if ok else self.style.ERROR
         self.stdout.write(style(f"{status} {answer.decode('utf-8', 'replace')}"))
+        if location:
+            self.stdout.write(style(f"Location: {location}"))
         if not ok:
             raise CommandError(_("The server answered %d.") % status, returncode=2)
+
+
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    """A redirect is the answer: urllib would follow it with a GET, which no webhook takes."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
 
 
 def _read(name: str) -> dict[str, Any]:
@@ -110,7 +120,7 @@ def _read(name: str) -> dict[str, Any]:
         )
     try:
         payload = json.loads(path.read_text("utf-8"))
-    except (ValueError, OSError) as exc:
+    except (ValueError, RecursionError, OSError) as exc:
         raise CommandError(
             _("%(path)s is not a JSON file: %(error)s") % {"path": path, "error": exc}
         ) from exc
