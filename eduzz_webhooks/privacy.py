@@ -27,6 +27,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from .conf import LONGEST
 from .models import FileDownload, Learner, Producer, WebhookEvent
 from .payloads import canonical_email
 from .samples import SAMPLE_EVENTS
@@ -371,7 +372,8 @@ def prune_payloads(days: int, *, dry_run: bool = False, batch_size: int = 1000) 
         raise ValueError(gettext("The number of days must not be negative."))
     if batch_size < 1:
         raise ValueError(gettext("The batch size must be at least 1."))
-    cutoff = timezone.now() - dt.timedelta(days=days)
+    # Nothing was received longer ago than the longest span a setting gives: more prune nothing.
+    cutoff = timezone.now() - dt.timedelta(days=min(days, LONGEST.days))
     old = WebhookEvent.objects.filter(received_at__lt=cutoff)
     kept = old.exclude(status=WebhookEvent.Status.PROCESSED).count()
     candidates = old.filter(status=WebhookEvent.Status.PROCESSED).exclude(

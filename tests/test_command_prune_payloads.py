@@ -59,6 +59,15 @@ def test_prune_in_batches_of_the_given_size(delivered):
     assert WebhookEvent.objects.filter(payload__pruned=True).count() == 5
 
 
+@pytest.mark.parametrize("days", ["365001", "1000000", str(10**10)])  # 10**10: past a timedelta
+def test_prune_with_more_days_than_the_longest_retention_prunes_nothing(aged, days):
+    before = snapshot()
+    out = StringIO()
+    call_command("eduzz_prune_payloads", "--days", days, stdout=out)
+    assert out.getvalue().startswith("Pruned the payloads of 0 processed event(s) received before ")
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize(
     ("args", "settings_value", "message"),
     [
