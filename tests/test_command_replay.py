@@ -76,6 +76,13 @@ def test_replay_pending_finishes_events_left_by_a_crash(signal_log):
     assert len(signal_log.of(signals.file_downloaded)) == 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("minutes", ["-1", "nan", "inf", "1e12"])
+def test_replay_refuses_an_age_no_attempt_can_have(minutes):
+    with pytest.raises(CommandError, match="--older-than must be a number of minutes from 0 to"):
+        call_command("eduzz_replay", "--pending", "--older-than", minutes)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_replay_of_still_unusable_data_stays_failed():
     event = store_failed(sample_payload("nutror.file_downloaded", lesson={}))

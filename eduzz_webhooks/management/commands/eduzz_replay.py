@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from ... import processing
-from ...conf import conf
+from ...conf import LONGEST, conf
 from ...models import WebhookEvent
 from ...processing import Outcome
 from ..base import EduzzCommand, error_gist
@@ -53,6 +53,11 @@ class Command(EduzzCommand):
         if not (ids or options["failed"] or options["pending"]):
             raise CommandError(_("Give event ids, --failed or --pending."))
         older_than = options["older_than"]
+        longest = LONGEST.total_seconds() // 60
+        if older_than is not None and not 0 <= older_than <= longest:  # NaN is neither
+            raise CommandError(
+                _("--older-than must be a number of minutes from 0 to %d.") % longest
+            )
         stale_after = (
             conf.ATTEMPT_TIMEOUT if older_than is None else dt.timedelta(minutes=older_than)
         )
