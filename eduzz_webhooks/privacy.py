@@ -34,9 +34,11 @@ from .samples import SAMPLE_EVENTS
 
 ANONYMOUS_DOMAIN = "invalid"  # RFC 2606 reserves it: nobody can own an address there
 
-# Where the documented events (``samples.SAMPLE_EVENTS``) put a person's e-mail: Nutror's
-# learner, MyEduzz's buyer, and the producer (who may be a learner too).
-PERSON_EMAIL_PATHS = ("data__learner__email", "data__buyer__email", "data__producer__email")
+# Where the documented Nutror events put a person's e-mail, and nowhere else: the learner and
+# the producer (who may be a learner too). Other event types are searched as text: MyEduzz's
+# invoices, as Eduzz publishes them, name a buyer, a student and an affiliate.
+PERSON_EMAIL_PATHS = ("data__learner__email", "data__producer__email")
+STRUCTURED_EVENTS = [name for name in SAMPLE_EVENTS if name.startswith("nutror.")]
 
 # Addresses erased per transaction (and per search of the events): bounds the query size.
 ERASE_GROUP_SIZE = 100
@@ -200,9 +202,9 @@ def _anonymise_people(reports: dict[str, ErasureReport]) -> dict[str, set[str]]:
 
 
 def _scrub_events(reports: dict[str, ErasureReport], names: dict[str, set[str]]) -> None:
-    # The database finds the candidate events, so only theirs are loaded. Documented events:
-    # JSON key lookups at the places they put a person (stray spaces too). Other event types,
-    # and errors: a text search, far slower per row, so only there.
+    # The database finds the candidate events, so only theirs are loaded. Documented Nutror
+    # events: JSON key lookups at the places they put a person (stray spaces too). Other event
+    # types, and errors: a text search, far slower per row, so only there.
     keys = {
         f"privacy_{i}": Lower(Trim(KT(f"payload__{path}")))
         for i, path in enumerate(PERSON_EMAIL_PATHS)
@@ -211,7 +213,7 @@ def _scrub_events(reports: dict[str, ErasureReport], names: dict[str, set[str]])
     for name in keys:
         match |= _may_hold(name, reports, whole=True)
     match |= (
-        ~Q(event_type__in=SAMPLE_EVENTS) & _may_hold("privacy_text", reports, whole=False)
+        ~Q(event_type__in=STRUCTURED_EVENTS) & _may_hold("privacy_text", reports, whole=False)
     ) | (~Q(error="") & _may_hold("privacy_error", reports, whole=False))
     pks = list(
         WebhookEvent.objects.alias(

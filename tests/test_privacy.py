@@ -203,6 +203,25 @@ def test_erase_replaces_the_address_where_it_is_a_json_key(delivered):
     assert EMAIL not in database_text()
 
 
+@pytest.mark.parametrize("role", ["student", "affiliate"])
+def test_erase_finds_every_person_of_an_invoice(delivered, role):
+    # MyEduzz invoices as Eduzz publishes them name, beside the buyer, a student and an
+    # affiliate, each an object with an e-mail, at places the shipped sample lacks.
+    payload = sample_payload("myeduzz.invoice_paid")
+    payload["data"]["student"] = {"name": OTHER_NAME, "email": OTHER_EMAIL}
+    payload["data"]["affiliate"] = {"name": "Afiliado", "email": "afiliado@example.com"}
+    payload["data"][role] = {"name": NAME, "email": EMAIL.upper()}
+    delivered(payload)
+
+    report = erase_learner(EMAIL)
+
+    assert report.payloads == 1
+    data = stored(payload).payload["data"]
+    assert data[role] == {"name": "", "email": report.anonymous_email}
+    assert data["buyer"] == sample_payload("myeduzz.invoice_paid")["data"]["buyer"]
+    assert EMAIL not in database_text()
+
+
 def test_erase_finds_the_address_in_another_letter_case_by_text_search(delivered):
     # Only the text searches look here: an undocumented type's payload, and the error of
     # an event whose payload names somebody else. They must not depend on the column's
