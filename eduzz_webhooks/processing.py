@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -142,7 +142,7 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     stored = False
     download = None
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=_database(event)):
             event.save(force_insert=True)
             stored = True
             if enqueue:
@@ -188,7 +188,7 @@ def process(event: WebhookEvent) -> Result:
         _finish(event, WebhookEvent.Status.FAILED, error)
         return Result(event, Outcome.FAILED)
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=_database(event)):
             download = _store(event, data, False) if data is not None else None
     except UNAVAILABLE:
         raise
@@ -256,6 +256,11 @@ def stale(cutoff: dt.datetime) -> Q:
 # -- steps -----------------------------------------------------------------------------
 
 
+def _database(event: WebhookEvent) -> str:
+    """The database ``event`` is written to: its transactions and on-commit callbacks are there."""
+    return router.db_for_write(WebhookEvent, instance=event)
+
+
 def _is_stored(event_id: str) -> bool:
     return WebhookEvent.objects.filter(event_id=event_id).exists()
 
@@ -264,7 +269,7 @@ def _redeliver(event_id: str, enqueue: Callable[[WebhookEvent], None] | None) ->
     if enqueue is None:
         event = claim(event_id)
         return process(event) if event else Result(None, Outcome.DUPLICATE)
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(WebhookEvent)):
         event = claim(event_id, queued=True)
         if event:
             enqueue(event)
@@ -276,7 +281,7 @@ def _store_failed(event: WebhookEvent, error: str) -> Result:
     event.status = WebhookEvent.Status.FAILED
     event.error = error
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=_database(event)):
             event.save(force_insert=True)
     except IntegrityError:
         if _is_stored(event.event_id):  # a concurrent delivery stored it meanwhile
@@ -302,7 +307,7 @@ def _announce_on_commit(event: WebhookEvent, download: FileDownload | None) -> R
 
     # Outside any transaction this runs at once; inside one (say, a host that
     # calls us from its own atomic block), only after it commits.
-    transaction.on_commit(announce)
+    transaction.on_commit(announce, using=_database(event))
     return result
 
 

@@ -59,7 +59,10 @@ def enqueue(event: WebhookEvent) -> None:
     if _stores_tasks_with_events(task_backends[conf.TASK_BACKEND]):
         task_.enqueue(event.event_id)
     else:
-        transaction.on_commit(lambda: _enqueue_committed(task_, event.event_id))
+        transaction.on_commit(
+            lambda: _enqueue_committed(task_, event.event_id),
+            using=router.db_for_write(WebhookEvent, instance=event),
+        )
 
 
 def _enqueue_committed(task_: Any, event_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import connections, router
 
 try:
     from django.tasks.backends.dummy import DummyBackend
@@ -20,12 +20,15 @@ class BrokerDown(DummyBackend):
 
 
 class Recorder(DummyBackend):
-    """Keeps, for each enqueue, whether it happened inside a transaction."""
+    """Keeps, for each enqueue, whether it happened inside a transaction of the events' database."""
 
     in_transaction: list[bool] = []
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
-        self.in_transaction.append(connection.in_atomic_block)
+        from eduzz_webhooks.models import WebhookEvent
+
+        events = connections[router.db_for_write(WebhookEvent)]
+        self.in_transaction.append(events.in_atomic_block)
         return super().enqueue(task, args, kwargs)
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission, User
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from eduzz_webhooks.testing import SignalCapture
@@ -71,6 +71,19 @@ def viewer(client: Client) -> Client:
     )
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def own_database(settings: Any) -> Any:
+    """The app's models routed to the ``events`` alias: the same database, another connection.
+
+    Tests that use it mark ``django_db(databases=["default", "events"])``.
+    """
+    from tests.routers import OwnDatabase
+
+    settings.DATABASE_ROUTERS = [OwnDatabase()]
+    yield
+    connections["events"].close()
 
 
 def is_postgres() -> bool:

@@ -6,6 +6,7 @@ Unset: SQLite. ``postgres://postgres@127.0.0.1:5432/eduzz`` (say): PostgreSQL.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import dj_database_url
@@ -37,6 +38,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     # (case- and accent-insensitive, trailing spaces ignored) event ids "abc" and "ABC"
     # would be one event. What docs/installation.rst recommends for production.
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_nopad_bin"}
+# The same database under a second alias, for tests of a project whose DATABASE_ROUTERS give the
+# app a database of its own: another connection, so transactions apart from the default's.
+DATABASES["events"] = copy.deepcopy(DATABASES["default"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",

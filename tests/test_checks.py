@@ -30,7 +30,7 @@ def test_e001_no_secret_while_verifying(settings):
     assert "EDUZZ_WEBHOOKS['SECRETS']" in error.msg
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")  # check visits every alias (tests/settings.py has two)
 def test_e001_shows_in_manage_py_check(settings):
     settings.EDUZZ_WEBHOOKS = {"SECRETS": []}
     with pytest.raises(SystemCheckError, match=r"eduzz_webhooks\.E001"):

@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -199,3 +199,24 @@ def test_course_hashes_and_lesson_ids_differing_in_case_are_different_rows(clien
         ("4bba1d18c0", "a1"),
     ]
     assert FileDownload.objects.count() == 3
+
+
+# -- the app's models on a database of their own (DATABASE_ROUTERS, see tests/routers.py) --
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_records_failure_keeps_the_event_as_failed_on_the_apps_own_database(
+    own_database, signal_log, monkeypatch
+):
+    test_records_failure_keeps_the_event_as_failed(signal_log, monkeypatch)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_signals_wait_for_the_commit_of_the_apps_own_database(own_database, signal_log):
+    envelope = parse_envelope(encode(sample_payload("nutror.file_downloaded")))
+    with contextlib.suppress(RuntimeError), transaction.atomic(using="events"):
+        assert processing.receive(envelope).outcome is processing.Outcome.PENDING
+        assert signal_log.calls == []
+        raise RuntimeError("the host rolls its transaction back")
+    assert signal_log.calls == []
+    assert not WebhookEvent.objects.exists()

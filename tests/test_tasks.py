@@ -105,6 +105,13 @@ def test_an_event_is_never_stored_without_its_task(client, monkeypatch, caplog):
     assert queued() == []
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_an_event_is_never_stored_without_its_task_on_the_apps_own_database(
+    own_database, client, monkeypatch, caplog
+):
+    test_an_event_is_never_stored_without_its_task(client, monkeypatch, caplog)
+
+
 def test_a_task_whose_event_was_taken_meanwhile_does_nothing(client, signal_log):
     deliver(client, "e1")
     call_command("eduzz_replay", "--pending", "--older-than", "0", verbosity=0)
@@ -121,6 +128,13 @@ def test_with_a_broker_the_task_is_enqueued_after_the_commit(client, settings):
     Recorder.in_transaction.clear()
     deliver(client, "e1")
     assert Recorder.in_transaction == [False]  # a worker can find the event at once
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_with_a_broker_the_task_is_enqueued_after_the_commit_on_the_apps_own_database(
+    own_database, client, settings
+):
+    test_with_a_broker_the_task_is_enqueued_after_the_commit(client, settings)
 
 
 def test_a_broker_that_is_down_leaves_the_event_for_replay(client, settings, caplog):
