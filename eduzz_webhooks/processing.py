@@ -95,6 +95,7 @@ def _store(event: WebhookEvent, data: FileDownloadData, new: bool) -> FileDownlo
             {"hash": data.course_hash}, {**course_values, "producer_id": producer.pk}
         )
     if lesson:
+        lesson.course = course  # as this event left it, not as the lesson was read with it
         lesson = Lesson.objects.bring_up_to_date(lesson, lesson_values)
     else:
         lesson = Lesson.objects.ensure(

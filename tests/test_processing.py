@@ -201,6 +201,19 @@ def test_course_hashes_and_lesson_ids_differing_in_case_are_different_rows(clien
     assert FileDownload.objects.count() == 3
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_course_that_changed_producer_is_announced_as_it_is_now_through_its_lesson(
+    client, signal_log
+):
+    post_event(client, sample_payload("nutror.file_downloaded"))
+    course = sample_payload("nutror.file_downloaded")["data"]["course"] | {"title": "Novo"}
+    producer = {"email": "outra@eduzz.com", "name": "Outra"}
+    post_event(client, sample_payload("nutror.file_downloaded", course=course, producer=producer))
+    download = signal_log.downloads[-1]
+    assert download.lesson.course.title == "Novo"
+    assert download.lesson.course.producer.email == "outra@eduzz.com"
+
+
 # -- the app's models on a database of their own (DATABASE_ROUTERS, see tests/routers.py) --
 
 
