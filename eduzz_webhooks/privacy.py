@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Func, JSONField, Q, TextField
 from django.db.models.fields.json import KT
@@ -118,7 +118,7 @@ def erase_learners(emails: Iterable[str]) -> list[ErasureReport]:
     pending = [email for email in reports if not email.endswith("@" + ANONYMOUS_DOMAIN)]
     for start in range(0, len(pending), ERASE_GROUP_SIZE):
         group = {email: reports[email] for email in pending[start : start + ERASE_GROUP_SIZE]}
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Learner)):
             _scrub_events(group, _anonymise_people(group))
     return list(reports.values())
 

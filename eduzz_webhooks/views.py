@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from django.db import connections, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -22,9 +23,16 @@ from .signature import is_valid
 logger = logging.getLogger(__name__)
 
 
+def _non_atomic_everywhere(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``transaction.non_atomic_requests`` for every database: a router may give the app one."""
+    for alias in connections:
+        view = transaction.non_atomic_requests(using=alias)(view)
+    return view
+
+
 # No CSRF token (the signature is the proof), and transactions of its own even
 # under ATOMIC_REQUESTS: the signals must follow the commit of the records.
-@method_decorator([csrf_exempt, transaction.non_atomic_requests], name="dispatch")
+@method_decorator([csrf_exempt, _non_atomic_everywhere], name="dispatch")
 class WebhookView(View):
     """``POST`` endpoint for every Eduzz event; every answer is JSON."""
 

@@ -203,6 +203,17 @@ def test_erase_replaces_the_address_where_it_is_a_json_key(delivered):
     assert EMAIL not in database_text()
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_erase_on_the_apps_own_database(own_database, delivered):
+    # Its rows are locked in a transaction of the database they are routed to.
+    delivered(learner_event("nutror.file_downloaded", EMAIL, NAME))
+
+    report = erase_learner(EMAIL)
+
+    assert (report.learners, report.payloads) == (1, 1)
+    assert EMAIL not in database_text()
+
+
 @pytest.mark.parametrize("role", ["student", "affiliate"])
 def test_erase_finds_every_person_of_an_invoice(delivered, role):
     # MyEduzz invoices as Eduzz publishes them name, beside the buyer, a student and an

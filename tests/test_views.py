@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.urls import reverse
 
 from eduzz_webhooks import signals
@@ -462,6 +462,16 @@ def test_atomic_requests_still_commit_before_signals(deliver, settings, signal_l
         deliver(sample_payload("nutror.file_downloaded"))
     finally:
         settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert len(signal_log.of(signals.file_downloaded)) == 1
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "events"])
+def test_atomic_requests_of_the_apps_own_database_still_commit_before_signals(
+    own_database, client, monkeypatch, signal_log
+):
+    monkeypatch.setitem(connections["events"].settings_dict, "ATOMIC_REQUESTS", True)
+    response = post_event(client, sample_payload("nutror.file_downloaded"))
+    assert response.json()["status"] == "processed"
     assert len(signal_log.of(signals.file_downloaded)) == 1
 
 
