@@ -77,6 +77,19 @@ def test_send_event_reports_a_redirect_instead_of_following_it(live_server, caps
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_send_event_shows_the_start_of_a_long_error_page(live_server, settings, capsys):
+    # Django's debug page for a POST to a URL without its slash: asked for JSON, Django gives
+    # the text form, whose first lines say what went wrong; the rest is left out.
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match="answered 500"):
+        call_command("eduzz_send_event", url=f"{live_server.url}/eduzz")
+    out = capsys.readouterr().out
+    assert "doesn't end in a slash" in out
+    assert len(out) < 2000
+    assert "bytes in all)" in out.splitlines()[-1]
+
+
 def test_send_event_refuses_a_file_nested_too_deeply(tmp_path):
     path = tmp_path / "event.json"
     path.write_text("[" * 100_000 + "]" * 100_000)

@@ -18,6 +18,9 @@ from ...samples import SAMPLE_EVENTS, encode, format_datetime, sample_payload
 from ...signature import sign
 from ..base import EduzzCommand
 
+# The characters of the server's answer printed; the app's own answers are far shorter.
+MAX_SHOWN = 1000
+
 
 class Command(EduzzCommand):
     help = gettext_noop(
@@ -82,7 +85,12 @@ class Command(EduzzCommand):
             url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "x-signature": sign(secret, body)},
+            # Asked for JSON, Django's error pages come as text, not HTML.
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "x-signature": sign(secret, body),
+            },
         )
         try:
             with urllib.request.build_opener(_Unredirected).open(request, timeout=30) as response:
@@ -97,7 +105,10 @@ class Command(EduzzCommand):
         # A file's envelope may lack them: the server's answer says what it made of that.
         self.stdout.write(f"{payload.get('event', '-')} {payload.get('id', '-')} -> {url}")
         style = self.style.SUCCESS if ok else self.style.ERROR
-        self.stdout.write(style(f"{status} {answer.decode('utf-8', 'replace')}"))
+        text = answer.decode("utf-8", "replace")
+        if len(text) > MAX_SHOWN:  # an error page: its start says what went wrong
+            text = text[:MAX_SHOWN] + "\n" + _("... (%d bytes in all)") % len(answer)
+        self.stdout.write(style(f"{status} {text}"))
         if location:
             self.stdout.write(style(f"Location: {location}"))
         if not ok:
