@@ -283,6 +283,15 @@ def test_signed_request_signature_covers_the_exact_body():
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.django_db
+def test_without_keys_and_with_verification_off_a_post_goes_unsigned(eduzz_post, settings):
+    # What check's E001 advises for local development: no key to sign with, none needed.
+    settings.EDUZZ_WEBHOOKS = {"VERIFY_SIGNATURE": False}
+    response = eduzz_post(FileDownloadedPayloadFactory())
+    assert response.json()["status"] == "processed"
+    assert "x-signature" not in signed_request(FileDownloadedPayloadFactory()).headers
+
+
 # -- immediate_on_commit ------------------------------------------------------------------
 
 
