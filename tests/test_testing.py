@@ -431,6 +431,13 @@ def test_plugin_fixtures_post_and_capture_inside_the_test_transaction(
     assert eduzz_event("sun.cart_abandoned", data={"x": 1})["data"] == {"x": 1}
 
 
+@pytest.mark.django_db(databases=["default", "events"])
+def test_plugin_post_announces_on_the_apps_own_database(own_database, eduzz_post, eduzz_signals):
+    response = eduzz_post(FileDownloadedPayloadFactory())
+    assert response.json()["status"] == "processed"
+    assert len(eduzz_signals.downloads) == 1
+
+
 def test_installing_the_app_does_not_load_the_plugin():
     # An entry point in the pytest11 group would add the fixtures to every session.
     plugins = importlib.metadata.entry_points(group="pytest11")
