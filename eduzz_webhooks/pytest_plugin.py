@@ -31,10 +31,14 @@ def eduzz_event() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def eduzz_post(client: Client) -> Callable[..., Any]:
     """Post a payload to the webhook, signed; its signals are sent before it returns."""
+    from django.db import router
+
+    from .models import WebhookEvent
     from .testing import immediate_on_commit, post_event
 
     def post(payload: Any, **kwargs: Any) -> Any:
-        with immediate_on_commit():
+        # The signals wait for the commit of the database the app writes to.
+        with immediate_on_commit(router.db_for_write(WebhookEvent)):
             return post_event(client, payload, **kwargs)
 
     return post

@@ -18,9 +18,17 @@ from .conf import conf
 from .models import WebhookEvent
 
 try:
-    from django.tasks import task, task_backends  # type: ignore[import-not-found,unused-ignore]
+    from django.tasks import (  # type: ignore[import-not-found,unused-ignore]
+        DEFAULT_TASK_BACKEND_ALIAS,
+        task,
+        task_backends,
+    )
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import task, task_backends  # type: ignore[no-redef,assignment,unused-ignore]
+    from django_tasks import (  # type: ignore[no-redef,assignment,unused-ignore]
+        DEFAULT_TASK_BACKEND_ALIAS,
+        task,
+        task_backends,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +38,17 @@ logger = logging.getLogger(__name__)
 TAKE_OVER = 5
 
 
-@task()
+def _declared_on() -> str:
+    """The backend the task is declared on, which validates it on import: ``TASK_BACKEND``.
+
+    ``TASKS`` need not define a ``default`` backend besides it; a ``TASK_BACKEND`` it lacks
+    is left to the system checks (E005).
+    """
+    alias = conf.TASK_BACKEND
+    return alias if alias in task_backends.settings else DEFAULT_TASK_BACKEND_ALIAS
+
+
+@task(backend=_declared_on())
 def process_event(event_id: str) -> str:
     """Process one stored event, unless something else took it first; return the outcome."""
     event = processing.start(event_id)

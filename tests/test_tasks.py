@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import threading
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -232,3 +234,23 @@ def test_the_task_backend_learns_the_task_when_the_app_starts(settings):
     Registry.validated.clear()
     apps.get_app_config("eduzz_webhooks").ready()  # as in every process, a worker's too
     assert Registry.validated == [tasks.process_event.module_path]
+
+
+def test_the_task_backend_may_be_the_only_one_tasks_defines(client, settings, signal_log):
+    # A project whose TASKS holds nothing but the app's backend: no "default" alias.
+    only_eduzz = override_settings(
+        TASKS={"eduzz": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
+        EDUZZ_WEBHOOKS={**settings.EDUZZ_WEBHOOKS, "TASK_BACKEND": "eduzz"},
+    )
+    try:
+        with only_eduzz:
+            importlib.reload(tasks)  # as every process imports it
+            apps.get_app_config("eduzz_webhooks").ready()
+            deliver(client, "e1")
+            call_command(
+                "db_worker", "--batch", "--no-startup-delay", "--backend", "eduzz", verbosity=0
+            )
+            assert statuses() == {"e1": "processed"}
+            assert len(signal_log.events) == 1
+    finally:
+        importlib.reload(tasks)

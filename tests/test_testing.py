@@ -283,6 +283,15 @@ def test_signed_request_signature_covers_the_exact_body():
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.django_db
+def test_without_keys_and_with_verification_off_a_post_goes_unsigned(eduzz_post, settings):
+    # What check's E001 advises for local development: no key to sign with, none needed.
+    settings.EDUZZ_WEBHOOKS = {"VERIFY_SIGNATURE": False}
+    response = eduzz_post(FileDownloadedPayloadFactory())
+    assert response.json()["status"] == "processed"
+    assert "x-signature" not in signed_request(FileDownloadedPayloadFactory()).headers
+
+
 # -- immediate_on_commit ------------------------------------------------------------------
 
 
@@ -420,6 +429,13 @@ def test_plugin_fixtures_post_and_capture_inside_the_test_transaction(
     (download,) = eduzz_signals.downloads
     assert download.learner.email == "ana@example.com"
     assert eduzz_event("sun.cart_abandoned", data={"x": 1})["data"] == {"x": 1}
+
+
+@pytest.mark.django_db(databases=["default", "events"])
+def test_plugin_post_announces_on_the_apps_own_database(own_database, eduzz_post, eduzz_signals):
+    response = eduzz_post(FileDownloadedPayloadFactory())
+    assert response.json()["status"] == "processed"
+    assert len(eduzz_signals.downloads) == 1
 
 
 def test_installing_the_app_does_not_load_the_plugin():
