@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
@@ -286,6 +287,12 @@ class ReadOnlyAdmin(ModelAdmin):
         return not beyond_kept_dates(self.model, lookup, value) and super().lookup_allowed(
             lookup, value, request
         )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The view permission alone: Django's default also lets the change permission view,
+        # which here allows nothing.
+        codename = get_permission_codename("view", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
