@@ -68,6 +68,17 @@ def test_staff_without_view_permission_is_refused(client, model):
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_add_change_and_delete_permissions_open_no_screen(client, model):
+    # Django lets the change permission view; here it allows nothing, so it must not.
+    FileDownloadFactory()
+    login(client, *(f"{action}_{m}" for action in ("add", "change", "delete") for m in MODELS))
+    assert client.get(changelist(model)).status_code == 403
+    obj = apps.get_model("eduzz_webhooks", model).objects.first()
+    change = reverse(f"admin:eduzz_webhooks_{model}_change", args=[obj.pk])
+    assert client.get(change).status_code == 403
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_nothing_can_be_added_changed_or_deleted(admin_client, model):
     FileDownloadFactory()
     assert admin_client.get(reverse(f"admin:eduzz_webhooks_{model}_add")).status_code == 403
@@ -94,8 +105,11 @@ def test_pages_open_with_view_permission_only(viewer):
         assert viewer.get(url).status_code == 200, url
 
 
-def test_pages_refused_without_view_permission(client):
-    login(client)
+@pytest.mark.parametrize(
+    "codenames", [[], [f"change_{model}" for model in MODELS]], ids=["none", "change"]
+)
+def test_pages_refused_without_view_permission(client, codenames):
+    login(client, *codenames)
     for url in pages():
         assert client.get(url).status_code == 403, url
 

@@ -150,6 +150,21 @@ def test_event_search_is_the_exact_id(viewer):
         assert list(response.context["cl"].result_list) == found, query
 
 
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        (EVENTS, {"event_type": "a\x00"}),
+        (EVENTS, {"status": "\x00"}),
+        (EVENTS, {"event_id": "a\x00b"}),
+        ("admin:eduzz_webhooks_course_changelist", {"title__startswith": "\x00"}),
+    ],
+)
+def test_a_filter_with_nul_is_not_allowed(viewer, url, params):
+    # No stored text holds NUL, and PostgreSQL refuses it in a query: 400, on every database.
+    WebhookEventFactory(event_type="a")
+    assert viewer.get(reverse(url), params).status_code == 400
+
+
 # -- no counts beside the filters, sortable columns -----------------------------------------
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
@@ -276,16 +277,25 @@ class ReadOnlyAdmin(ModelAdmin):
         return queryset.filter(matches), False
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        """Django's rule, and no date filter beyond the days of the dates kept.
+        """Django's rule, and no date filter beyond the days of the dates kept, nor NUL.
 
         Such a filter (``?downloaded_at__gte=0001-01-01``,
-        ``?downloaded_at__year=9999``), typed in a URL, matches no row, and
-        Django's date arithmetic or the database would fail on it: the admin
-        answers 400, as for any lookup it does not allow.
+        ``?downloaded_at__year=9999``, ``?event_type=%00``), typed in a URL,
+        matches no row, and Django's date arithmetic or the database would
+        fail on it (PostgreSQL takes no NUL): the admin answers 400, as for any
+        lookup it does not allow.
         """
-        return not beyond_kept_dates(self.model, lookup, value) and super().lookup_allowed(
-            lookup, value, request
+        return (
+            "\x00" not in value
+            and not beyond_kept_dates(self.model, lookup, value)
+            and super().lookup_allowed(lookup, value, request)
         )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The view permission alone: Django's default also lets the change permission view,
+        # which here allows nothing.
+        codename = get_permission_codename("view", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
