@@ -124,8 +124,20 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     With ``enqueue`` (background mode) it only stores the event and calls ``enqueue`` in the
     event's transaction. A duplicate does nothing, unless the stored event failed or its
     attempt was abandoned (``ATTEMPT_TIMEOUT``): then this delivery runs it again. A body
-    that is not a usable envelope is kept as failed. Raises ``UNAVAILABLE`` errors.
+    that is not a usable envelope is kept as failed. A transaction the database aborted to
+    break a deadlock (InnoDB's, when deliveries create one row at once) is run once more,
+    unless it was the caller's. Raises ``UNAVAILABLE`` errors.
     """
+    try:
+        return _receive(envelope, enqueue)
+    except OperationalError as exc:
+        if not _deadlocked(exc) or transaction.get_connection(_database()).in_atomic_block:
+            raise
+        logger.warning("Eduzz event %s: stored again after a deadlock", envelope.event_id)
+        return _receive(envelope, enqueue)
+
+
+def _receive(envelope: Envelope, enqueue: Callable[[WebhookEvent], None] | None) -> Result:
     if envelope.error:  # kept as failed: nothing to parse, build or queue
         enqueue, data, error = None, None, envelope.error
     else:
@@ -257,9 +269,14 @@ def stale(cutoff: dt.datetime) -> Q:
 # -- steps -----------------------------------------------------------------------------
 
 
-def _database(event: WebhookEvent) -> str:
-    """The database ``event`` is written to: its transactions and on-commit callbacks are there."""
+def _database(event: WebhookEvent | None = None) -> str:
+    """The database events are written to: their transactions and on-commit callbacks are there."""
     return router.db_for_write(WebhookEvent, instance=event)
+
+
+def _deadlocked(exc: OperationalError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (MySQL, PostgreSQL)."""
+    return exc.args[:1] == (1213,) or getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
 def _is_stored(event_id: str) -> bool:
@@ -270,7 +287,7 @@ def _redeliver(event_id: str, enqueue: Callable[[WebhookEvent], None] | None) ->
     if enqueue is None:
         event = claim(event_id)
         return process(event) if event else Result(None, Outcome.DUPLICATE)
-    with transaction.atomic(using=router.db_for_write(WebhookEvent)):
+    with transaction.atomic(using=_database()):
         event = claim(event_id, queued=True)
         if event:
             enqueue(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from eduzz_webhooks import processing, signals
-from eduzz_webhooks.models import FileDownload, Learner, Lesson, WebhookEvent
+from eduzz_webhooks.models import FileDownload, Learner, Lesson, Producer, WebhookEvent
 from eduzz_webhooks.payloads import parse_envelope
 from eduzz_webhooks.testing import encode, post_event, sample_payload
 
@@ -50,6 +51,68 @@ def test_records_failure_keeps_the_event_as_failed(signal_log, monkeypatch):
     assert FileDownload.objects.count() == 0  # no half-written records
     assert Learner.objects.count() == 0
     assert signal_log.calls == []
+
+
+def waiting_for_locks() -> int:
+    """How many other connections wait to insert a producer (for a lock, on PostgreSQL)."""
+    if connection.vendor == "mysql":  # its lock views lag behind
+        sql = (
+            "SELECT COUNT(*) FROM information_schema.processlist"
+            " WHERE info LIKE 'INSERT INTO `eduzz_webhooks_producer`%%'"
+        )
+    else:
+        sql = (
+            "SELECT COUNT(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.concurrency
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_that_deadlock_creating_one_row_are_stored(signal_log):
+    # InnoDB's own example: a transaction inserts a producer and rolls back while two
+    # deliveries wait to insert it too; on MariaDB they then deadlock, and the database
+    # aborts one of them whole. It is stored on a second try, not answered 503.
+    payload = sample_payload("nutror.file_downloaded")
+    inserted, rolled_back = threading.Event(), threading.Event()
+
+    def insert_then_roll_back():
+        try:
+            with contextlib.suppress(RuntimeError), transaction.atomic():
+                Producer.objects.create(**payload["data"]["producer"])
+                inserted.set()
+                rolled_back.wait(timeout=30)
+                raise RuntimeError("roll back")
+        finally:
+            connection.close()
+
+    def deliver(event_id):
+        try:
+            return post_event(Client(), {**payload, "id": event_id}).json()["status"]
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=insert_then_roll_back)
+    holder.start()
+    try:
+        assert inserted.wait(timeout=30)
+        with ThreadPoolExecutor(2) as pool:
+            answers = pool.map(deliver, ["a1", "a2"])
+            for _ in range(300):  # both deliveries wait for the producer's key
+                if waiting_for_locks() == 2:
+                    break
+                time.sleep(0.05)
+            rolled_back.set()
+            assert list(answers) == ["processed", "processed"]
+    finally:
+        rolled_back.set()
+        holder.join(timeout=30)
+    assert Producer.objects.count() == 1
+    assert FileDownload.objects.count() == 2
+    assert len(signal_log.of(signals.file_downloaded)) == 2
 
 
 @pytest.mark.concurrency
