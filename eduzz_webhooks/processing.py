@@ -13,7 +13,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, InterfaceError, OperationalError, models, router, transaction
 from django.db.models import F, Q
@@ -27,6 +27,8 @@ from .models import Course, FileDownload, Learner, Lesson, Producer, WebhookEven
 from .payloads import Envelope, FileDownloadData, parse_file_downloaded, usable_envelope_error
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 FILE_DOWNLOADED = "nutror.file_downloaded"
 PING = "ping"
@@ -125,16 +127,9 @@ def receive(envelope: Envelope, *, enqueue: Callable[[WebhookEvent], None] | Non
     event's transaction. A duplicate does nothing, unless the stored event failed or its
     attempt was abandoned (``ATTEMPT_TIMEOUT``): then this delivery runs it again. A body
     that is not a usable envelope is kept as failed. A transaction the database aborted to
-    break a deadlock (InnoDB's, when deliveries create one row at once) is run once more,
-    unless it was the caller's. Raises ``UNAVAILABLE`` errors.
+    break a deadlock is run once more. Raises ``UNAVAILABLE`` errors.
     """
-    try:
-        return _receive(envelope, enqueue)
-    except OperationalError as exc:
-        if not _deadlocked(exc) or transaction.get_connection(_database()).in_atomic_block:
-            raise
-        logger.warning("Eduzz event %s: stored again after a deadlock", envelope.event_id)
-        return _receive(envelope, enqueue)
+    return _again_after_deadlock(envelope.event_id, lambda: _receive(envelope, enqueue))
 
 
 def _receive(envelope: Envelope, enqueue: Callable[[WebhookEvent], None] | None) -> Result:
@@ -184,7 +179,8 @@ def _receive(envelope: Envelope, enqueue: Callable[[WebhookEvent], None] | None)
 def process(event: WebhookEvent) -> Result:
     """(Re)build the records of an event :func:`claim` or :func:`start` took, then announce it.
 
-    Records are upserted, so running it again never duplicates them.
+    Records are upserted, so running it again never duplicates them; a transaction the
+    database aborted to break a deadlock is run once more.
     """
     if isinstance(event.payload, dict) and event.payload.get("pruned") is True:
         # Its data went under the retention policy (only processed events are
@@ -200,9 +196,13 @@ def process(event: WebhookEvent) -> Result:
     if error:
         _finish(event, WebhookEvent.Status.FAILED, error)
         return Result(event, Outcome.FAILED)
-    try:
+
+    def store() -> FileDownload | None:
         with transaction.atomic(using=_database(event)):
-            download = _store(event, data, False) if data is not None else None
+            return _store(event, data, False) if data is not None else None
+
+    try:
+        download = _again_after_deadlock(event.event_id, store)
     except UNAVAILABLE:
         raise
     except Exception:
@@ -274,9 +274,20 @@ def _database(event: WebhookEvent | None = None) -> str:
     return router.db_for_write(WebhookEvent, instance=event)
 
 
-def _deadlocked(exc: OperationalError) -> bool:
-    """Whether the database rolled the transaction back to break a deadlock (MySQL, PostgreSQL)."""
-    return exc.args[:1] == (1213,) or getattr(exc.__cause__, "sqlstate", None) == "40P01"
+def _again_after_deadlock(event_id: str, run: Callable[[], _T]) -> _T:
+    """``run()``, once more if the database aborted its transaction to break a deadlock.
+
+    InnoDB's, when events create one row at once. Not when the transaction was the caller's:
+    its own work went with it.
+    """
+    try:
+        return run()
+    except OperationalError as exc:
+        deadlocked = exc.args[:1] == (1213,) or getattr(exc.__cause__, "sqlstate", "") == "40P01"
+        if not deadlocked or transaction.get_connection(_database()).in_atomic_block:
+            raise
+        logger.warning("Eduzz event %s: run again after a deadlock", event_id)
+        return run()
 
 
 def _is_stored(event_id: str) -> bool:

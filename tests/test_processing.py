@@ -70,12 +70,25 @@ def waiting_for_locks() -> int:
         return int(cursor.fetchone()[0])
 
 
+def delivered(payload):
+    """A delivery's outcome, through the endpoint."""
+    return post_event(Client(), payload).json()["status"]
+
+
+def run_as_a_task(payload):
+    """A queued event's outcome, processed as its task does."""
+    envelope = parse_envelope(encode(payload))
+    processing.receive(envelope, enqueue=lambda event: None)
+    return processing.process(processing.start(envelope.event_id)).outcome.value
+
+
 @pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
-def test_deliveries_that_deadlock_creating_one_row_are_stored(signal_log):
+@pytest.mark.parametrize("run", [delivered, run_as_a_task], ids=["delivery", "task"])
+def test_events_that_deadlock_creating_one_row_are_processed(signal_log, run):
     # InnoDB's own example: a transaction inserts a producer and rolls back while two
-    # deliveries wait to insert it too; on MariaDB they then deadlock, and the database
-    # aborts one of them whole. It is stored on a second try, not answered 503.
+    # events wait to insert it too; on MariaDB they then deadlock, and the database
+    # aborts one of them whole. It is run again, not answered 503 or left to a takeover.
     payload = sample_payload("nutror.file_downloaded")
     inserted, rolled_back = threading.Event(), threading.Event()
 
@@ -89,9 +102,9 @@ def test_deliveries_that_deadlock_creating_one_row_are_stored(signal_log):
         finally:
             connection.close()
 
-    def deliver(event_id):
+    def process(event_id):
         try:
-            return post_event(Client(), {**payload, "id": event_id}).json()["status"]
+            return run({**payload, "id": event_id})
         finally:
             connection.close()
 
@@ -100,13 +113,13 @@ def test_deliveries_that_deadlock_creating_one_row_are_stored(signal_log):
     try:
         assert inserted.wait(timeout=30)
         with ThreadPoolExecutor(2) as pool:
-            answers = pool.map(deliver, ["a1", "a2"])
-            for _ in range(300):  # both deliveries wait for the producer's key
+            outcomes = pool.map(process, ["a1", "a2"])
+            for _ in range(300):  # both wait for the producer's key
                 if waiting_for_locks() == 2:
                     break
                 time.sleep(0.05)
             rolled_back.set()
-            assert list(answers) == ["processed", "processed"]
+            assert list(outcomes) == ["processed", "processed"]
     finally:
         rolled_back.set()
         holder.join(timeout=30)
