@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -19,8 +21,6 @@ class EduzzWebhooksConfig(AppConfig):
         except ImproperlyConfigured:
             return  # the system checks report it
         if background:
-            try:
-                from .tasks import register
-            except ImportError:
-                return  # no Tasks framework: E004 says so
-            register(conf.TASK_BACKEND)
+            # Declaring the task shows it to its backend (see tasks._declared_on).
+            with contextlib.suppress(ImportError):  # no Tasks framework: E004 says so
+                from . import tasks  # noqa: F401

@@ -41,8 +41,10 @@ TAKE_OVER = 5
 def _declared_on() -> str:
     """The backend the task is declared on, which validates it on import: ``TASK_BACKEND``.
 
-    ``TASKS`` need not define a ``default`` backend besides it; a ``TASK_BACKEND`` it lacks
-    is left to the system checks (E005).
+    So the backend learns the task as every process starts: one with a registry of its own
+    (django-tasks-celery) would otherwise discard it, in a worker, as unknown. ``TASKS`` need
+    not define a ``default`` backend besides it; a ``TASK_BACKEND`` it lacks is left to the
+    system checks (E005).
     """
     alias = conf.TASK_BACKEND
     return alias if alias in task_backends.settings else DEFAULT_TASK_BACKEND_ALIAS
@@ -58,17 +60,6 @@ def process_event(event_id: str) -> str:
         if taken:
             processing.process(taken)
     return outcome.value
-
-
-def register(alias: str) -> None:
-    """Show the task to the backend ``alias``, as every process starts.
-
-    A backend with a registry of its own (django-tasks-celery) learns a task when it validates
-    it; a worker, which enqueues nothing, would otherwise discard it as unknown. An alias
-    ``TASKS`` lacks is left to the system checks (E005).
-    """
-    if alias in task_backends.settings:
-        process_event.using(backend=alias)
 
 
 def enqueue(event: WebhookEvent) -> None:
